@@ -1,0 +1,54 @@
+"""`python -m fake_posthog`: serve a generated world until SIGTERM/SIGINT.
+
+Prints one JSON line {"url": ..., "keys": {...}} on stdout once the server accepts connections, so a
+parent process (the demo, benchmarks, Airbyte side-by-side runs) can read the URL and keys from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from datetime import datetime
+
+import orjson
+
+from .faults import FaultConfig
+from .server import FakePostHog
+from .world import World
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m fake_posthog", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--now", help="ISO instant anchoring generated dates (default: the real now)")
+    parser.add_argument("--rate-limits", action="store_true", help="enforce PostHog's rate limits")
+    parser.add_argument("--time-scale", type=float, default=1.0, help="divide every rate-limit window by this")
+    parser.add_argument("--retry-after", action="store_true", help="send Retry-After on 429 responses")
+    parser.add_argument("--events-max-limit", type=int, default=1000, help="silent cap on /events/ limit")
+    parser.add_argument("--fault-rate", type=float, default=0.0, help="share of requests that meet a fault")
+    parser.add_argument("--fault-seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    now = datetime.fromisoformat(args.now) if args.now else None
+    world = World.generate(seed=args.seed, events=args.events, now=now)
+    faults = FaultConfig.uniform(args.fault_rate, seed=args.fault_seed) if args.fault_rate > 0 else None
+    server = FakePostHog(world, host=args.host, port=args.port, rate_limits=args.rate_limits,
+                         time_scale=args.time_scale, faults=faults, retry_after_header=args.retry_after,
+                         events_max_limit=args.events_max_limit).start()
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    sys.stdout.write(orjson.dumps({"url": server.url, "keys": world.keys}).decode() + "\n")
+    sys.stdout.flush()
+    stop.wait()
+    server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,706 @@
+"""A HogQL subset for the fake PostHog: ClickHouse-flavoured SQL in, DuckDB SQL run, PostHog's reply out.
+
+It reproduces the traps of the real Query API on purpose (see shared/posthog-api.md §3.2, §3.3): OFFSET is
+refused, a missing LIMIT silently means 100 rows, a LIMIT above 50,000 is clamped silently, DateTimes come
+back as strings in the *project's* time zone, and bare string literals compared with DateTime columns are
+read as wall-clock times in the project's zone. A kinder fake would let connector tests pass that fail
+against the real service.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import duckdb
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import SqlglotError
+
+__all__ = ["DEFAULT_ROWS", "MAX_ROWS", "OFFSET_ERROR", "HogQLError", "execute_hogql"]
+
+DEFAULT_ROWS = 100
+MAX_ROWS = 50_000
+
+OFFSET_ERROR = (
+    "OFFSET is not supported on queries made with a personal API key. For pagination, use keyset pagination "
+    "on the `timestamp` column (e.g. WHERE timestamp < '<last_timestamp>' ORDER BY timestamp DESC). For bulk "
+    "data extraction, use batch exports: https://posthog.com/docs/cdp/batch-exports"
+)
+
+
+class HogQLError(Exception):
+    """A user-facing query error: the server answers HTTP 400 validation_error with str(e) as detail."""
+
+
+# HogQL-visible columns and their ClickHouse type names ("DateTime" is expanded with the render zone).
+_TABLE_COLUMNS: dict[str, dict[str, str]] = {
+    "events": {
+        "uuid": "UUID",
+        "event": "String",
+        "properties": "String",
+        "timestamp": "DateTime",
+        "team_id": "Int64",
+        "distinct_id": "String",
+        "elements_chain": "String",
+        "created_at": "DateTime",
+        "$session_id": "String",
+        "session_id": "String",
+        "$window_id": "String",
+        "person_id": "UUID",
+    },
+    "persons": {
+        "id": "UUID",
+        "created_at": "DateTime",
+        "team_id": "Int64",
+        "properties": "String",
+        "is_identified": "Bool",
+    },
+    "person_distinct_ids": {"distinct_id": "String", "person_id": "UUID", "team_id": "Int64"},
+}
+# What `SELECT *` expands to (events: as in PostHog's events_query_runner.py).
+_STAR_COLUMNS: dict[str, list[str]] = {
+    "events": [
+        "uuid",
+        "event",
+        "properties",
+        "timestamp",
+        "team_id",
+        "distinct_id",
+        "elements_chain",
+        "created_at",
+    ],
+    "persons": ["id", "created_at", "team_id", "properties", "is_identified"],
+    "person_distinct_ids": ["distinct_id", "person_id", "team_id"],
+}
+_COLUMN_TYPES: dict[str, str] = {c: t for cols in _TABLE_COLUMNS.values() for c, t in cols.items()}
+_DATETIME_COLUMNS = frozenset(c for c, t in _COLUMN_TYPES.items() if t == "DateTime")
+
+# Each table reference becomes one of these, so a query can only ever see its own team's live rows.
+_VIEWS: dict[str, str] = {
+    "events": (
+        'SELECT uuid, event, properties, "timestamp", team_id, distinct_id, elements_chain, created_at, '
+        '"$session_id", "$session_id" AS session_id, "$window_id", person_id, rowid AS __row_id '
+        "FROM main.events WHERE team_id = {team_id}"
+    ),
+    "persons": (
+        "SELECT id, created_at, team_id, properties, is_identified, rowid AS __row_id "
+        "FROM main.persons WHERE team_id = {team_id} AND NOT is_deleted"
+    ),
+    "person_distinct_ids": (
+        "SELECT distinct_id, person_id, team_id FROM ("
+        "SELECT distinct_id, person_id, team_id, is_deleted FROM main.person_distinct_ids "
+        "WHERE team_id = {team_id} "
+        "QUALIFY row_number() OVER (PARTITION BY distinct_id ORDER BY version DESC) = 1"
+        ") WHERE NOT is_deleted"
+    ),
+}
+
+# sqlglot function nodes whose DuckDB translation keeps ClickHouse's meaning for our purposes.
+_ALLOWED_FUNCS: tuple[type[exp.Expression], ...] = (
+    exp.Count,
+    exp.Min,
+    exp.Max,
+    exp.Sum,
+    exp.Avg,
+    exp.Coalesce,
+    exp.Lower,
+    exp.Upper,
+    exp.Length,
+    exp.Concat,
+    exp.If,
+    exp.Case,
+    exp.Abs,
+    exp.Round,
+    exp.Floor,
+    exp.Ceil,
+    exp.Greatest,
+    exp.Least,
+    exp.Cast,
+    exp.Distinct,
+)
+# Operators that sqlglot models as functions (AND, OR, LIKE, arithmetic, ...).
+_OPERATORS: tuple[type[exp.Expression], ...] = (exp.Connector, exp.Binary, exp.Unary, exp.Predicate)
+_ALLOWED_SELECT_ARGS = frozenset(
+    {
+        "with_",
+        "kind",
+        "expressions",
+        "distinct",
+        "from_",
+        "joins",
+        "where",
+        "group",
+        "having",
+        "order",
+        "limit",
+        "offset",
+    }
+)
+_ALLOWED_UNION_ARGS = frozenset({"with_", "this", "expression", "distinct", "order", "limit", "offset"})
+_COMPARISONS = (exp.EQ, exp.NEQ, exp.LT, exp.LTE, exp.GT, exp.GTE)
+
+# Quoted strings/identifiers are skipped; a bare `$name` identifier gets backticks.
+_DOLLAR_RE = re.compile(
+    r"'(?:[^'\\]|\\.|'')*'|\"(?:[^\"\\]|\\.)*\"|`(?:[^`\\]|\\.)*`|\$[A-Za-z_][A-Za-z0-9_$]*"
+)
+_DATETIME_RE = re.compile(
+    r"^\s*(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?)?"
+    r"\s*(Z|[+-]\d{2}(?::?\d{2})?)?\s*$"
+)
+_DT_META = "hogql_datetime"
+_TABLE_META = "hogql_table"
+_ROW_ID = "__row_id"
+
+
+def _zone(name: str) -> ZoneInfo:
+    """Validate a time zone name (it ends up quoted inside SQL, so only real zone names may pass)."""
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_+\-/]+", name):
+        raise HogQLError(f"Unknown time zone: {name!r}")
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as e:
+        raise HogQLError(f"Unknown time zone: {name!r}") from e
+
+
+def _parse_wall_clock(text: str, zone: str) -> datetime:
+    """Read a DateTime literal as ClickHouse does: wall clock in `zone` unless the text carries an offset."""
+    m = _DATETIME_RE.match(text)
+    if not m:
+        raise HogQLError(f"Cannot parse DateTime from string {text!r}")
+    year, month, day, hh, mi, ss, frac, off = m.groups()
+    try:
+        naive = datetime(
+            int(year),
+            int(month),
+            int(day),
+            int(hh or 0),
+            int(mi or 0),
+            int(ss or 0),
+            int((frac or "0")[:6].ljust(6, "0")),
+        )
+    except ValueError as e:
+        raise HogQLError(f"Cannot parse DateTime from string {text!r}: {e}") from e
+    if off is None:
+        return naive.replace(tzinfo=_zone(zone)).astimezone(UTC)
+    if off == "Z":
+        return naive.replace(tzinfo=UTC)
+    digits = off[1:].replace(":", "")
+    delta = timedelta(hours=int(digits[:2]), minutes=int(digits[2:] or 0))
+    return naive.replace(tzinfo=timezone(-delta if off[0] == "-" else delta)).astimezone(UTC)
+
+
+def _instant_literal(moment: datetime) -> exp.Expression:
+    """A TIMESTAMPTZ constant for DuckDB (always written in UTC, so the session zone cannot matter)."""
+    text = moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f+00")
+    node = exp.cast(exp.Literal.string(text), exp.DataType.build("TIMESTAMPTZ"))
+    node.meta[_DT_META] = True
+    return node
+
+
+def _func(name: str, *args: exp.Expression) -> exp.Expression:
+    return exp.Anonymous(this=name, expressions=list(args))
+
+
+def _is_datetime(node: exp.Expression) -> bool:
+    """Static typing just good enough to know where string literals must be read as DateTimes."""
+    while isinstance(node, exp.Paren):
+        node = node.this
+    if node.meta.get(_DT_META):
+        return True
+    if isinstance(node, exp.Column) and not isinstance(node.this, exp.Star):
+        return node.name in _DATETIME_COLUMNS
+    if isinstance(node, (exp.Min, exp.Max)):
+        return _is_datetime(node.this)
+    return False
+
+
+def _string_literal(node: exp.Expression) -> str | None:
+    while isinstance(node, exp.Paren):
+        node = node.this
+    if isinstance(node, exp.Literal) and node.is_string:
+        return node.this
+    return None
+
+
+@dataclass
+class _OutputColumn:
+    name: str
+    static_type: str | None  # ClickHouse type known from the HogQL schema, else derived from DuckDB's type
+    zone: str | None  # render zone forced by toTimeZone(), else the project's
+
+
+@dataclass
+class _Translator:
+    """Validates the parsed HogQL AST and rewrites it, in place, into DuckDB SQL restricted to one team."""
+
+    team_id: int
+    project_tz: str
+    cte_names: set[str] = field(default_factory=set)
+
+    def rewrite(self, node: exp.Expression) -> exp.Expression:
+        """Post-order rewrite: children first, so each node sees already-translated operands."""
+        for key, value in list(node.args.items()):
+            if isinstance(value, exp.Expression):
+                node.set(key, self.rewrite(value))
+            elif isinstance(value, list):
+                node.set(key, [self.rewrite(v) if isinstance(v, exp.Expression) else v for v in value])
+        return self._rewrite_node(node)
+
+    def _rewrite_node(self, node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Offset):
+            raise HogQLError(OFFSET_ERROR)
+        if isinstance(node, exp.Select):
+            self._check_args(node, _ALLOWED_SELECT_ARGS, "SELECT")
+            return node
+        if isinstance(node, exp.SetOperation):
+            if not isinstance(node, exp.Union):
+                raise HogQLError(f"Unsupported set operation: {node.key.upper()}")
+            self._check_args(node, _ALLOWED_UNION_ARGS, "UNION")
+            return node
+        if isinstance(node, exp.Limit):
+            if node.args.get("expressions"):
+                raise HogQLError("LIMIT BY is not supported")
+            return node
+        if isinstance(node, exp.Table):
+            return self._table(node)
+        if isinstance(node, exp.Join):
+            if node.args.get("kind") and str(node.args["kind"]).upper() == "ARRAY":
+                raise HogQLError("ARRAY JOIN is not supported")
+            return node
+        if isinstance(node, exp.Column):
+            return self._column(node)
+        if isinstance(node, _COMPARISONS):
+            return self._comparison(node)
+        if isinstance(node, exp.Between):
+            if _is_datetime(node.this):
+                for key in ("low", "high"):
+                    node.set(key, self._as_instant(node.args[key]))
+            return node
+        if isinstance(node, exp.In):
+            if node.args.get("query") or node.args.get("unnest") or node.args.get("field"):
+                return node
+            if _is_datetime(node.this):
+                node.set("expressions", [self._as_instant(e) for e in node.expressions])
+            return node
+        if isinstance(node, (exp.Anonymous, exp.AnonymousAggFunc)):
+            return self._anonymous(node)
+        if isinstance(node, exp.ApproxDistinct):  # ClickHouse uniq(); exact here, close enough for a fake
+            return exp.Count(this=exp.Distinct(expressions=[node.this]))
+        if isinstance(node, exp.JSONExtractScalar):  # JSONExtractString(properties, 'key', ...)
+            return self._json_extract_string(node)
+        if isinstance(node, (exp.Min, exp.Max)):
+            if _is_datetime(node.this):
+                node.meta[_DT_META] = True
+            return node
+        if isinstance(node, exp.Func) and not isinstance(node, _ALLOWED_FUNCS + _OPERATORS):
+            name = node.sql_name() if hasattr(node, "sql_name") else node.key
+            raise HogQLError(f"Unsupported function: {name}")
+        if isinstance(node, (exp.Command, exp.Insert, exp.Update, exp.Delete, exp.Create, exp.Drop)):
+            raise HogQLError("Only SELECT queries are supported")
+        return node
+
+    @staticmethod
+    def _check_args(node: exp.Expression, allowed: frozenset[str], what: str) -> None:
+        for key, value in node.args.items():
+            if value not in (None, False, []) and key not in allowed:
+                raise HogQLError(f"Unsupported {what} clause: {key.rstrip('_').upper()}")
+
+    def _table(self, node: exp.Table) -> exp.Expression:
+        if not isinstance(node.this, exp.Identifier) or node.args.get("db") or node.args.get("catalog"):
+            raise HogQLError(f"Unknown table `{node.sql(dialect='clickhouse')}`")
+        name = node.name
+        if name in self.cte_names:
+            return node
+        if name not in _VIEWS:
+            raise HogQLError(
+                f"Unknown table `{name}`. Available tables: events, persons, person_distinct_ids"
+            )
+        view = sqlglot.parse_one(_VIEWS[name].format(team_id=int(self.team_id)), read="duckdb")
+        subquery = exp.Subquery(this=view, alias=exp.TableAlias(this=exp.to_identifier(node.alias_or_name)))
+        subquery.meta[_TABLE_META] = name
+        return subquery
+
+    def _column(self, node: exp.Column) -> exp.Expression:
+        """`properties.$browser` / `events.properties.key`: HogQL property access (JSON value as string)."""
+        parts = [p.name for p in node.parts]
+        if "properties" not in parts[:-1] or parts[0] in self.cte_names:
+            return node
+        idx = parts.index("properties")
+        qualifier = parts[:idx]
+        if len(qualifier) > 1:
+            raise HogQLError(f"Unsupported property access: {node.sql(dialect='clickhouse')}")
+        source = exp.column("properties", table=qualifier[0] if qualifier else None, quoted=True)
+        return exp.func("json_extract_string", source, exp.Literal.string(self._json_path(parts[idx + 1 :])))
+
+    @staticmethod
+    def _json_path(keys: list[str]) -> str:
+        return "$" + "".join('."' + k.replace("\\", "\\\\").replace('"', '\\"') + '"' for k in keys)
+
+    def _json_extract_string(self, node: exp.JSONExtractScalar) -> exp.Expression:
+        path = node.expression
+        keys: list[str] = []
+        for part in path.expressions if isinstance(path, exp.JSONPath) else [None]:
+            if isinstance(part, exp.JSONPathRoot):
+                continue
+            if not isinstance(part, exp.JSONPathKey) or not isinstance(part.this, str):
+                raise HogQLError("JSONExtractString: only string keys are supported")
+            keys.append(part.this)
+        json_path = exp.Literal.string(self._json_path(keys))
+        # ClickHouse returns '' when the key is missing or not a string.
+        is_string = exp.EQ(
+            this=exp.func("json_type", node.this.copy(), json_path.copy()),
+            expression=exp.Literal.string("VARCHAR"),
+        )
+        value = exp.func("json_extract_string", node.this, json_path)
+        return exp.Coalesce(this=exp.If(this=is_string, true=value), expressions=[exp.Literal.string("")])
+
+    def _comparison(self, node: exp.Binary) -> exp.Expression:
+        if _is_datetime(node.this) and _string_literal(node.expression) is not None:
+            node.set("expression", self._as_instant(node.expression))
+        elif _is_datetime(node.expression) and _string_literal(node.this) is not None:
+            node.set("this", self._as_instant(node.this))
+        return node
+
+    def _as_instant(self, node: exp.Expression) -> exp.Expression:
+        text = _string_literal(node)
+        return node if text is None else _instant_literal(_parse_wall_clock(text, self.project_tz))
+
+    def _anonymous(self, node: exp.Expression) -> exp.Expression:
+        raw_name = node.name
+        name = raw_name.lower()
+        args = list(node.expressions)
+        if name == "totimezone":
+            self._arity(raw_name, args, 2, 2)
+            zone = _string_literal(args[1])
+            if zone is None:
+                raise HogQLError("toTimeZone: the time zone must be a string literal")
+            _zone(zone)
+            if not _is_datetime(args[0]):
+                raise HogQLError("toTimeZone: the first argument must be a DateTime")
+            return args[0]
+        if name in ("todatetime64", "todatetime"):
+            return self._to_datetime(raw_name, args, name == "todatetime64")
+        if name == "now":
+            self._arity(raw_name, args, 0, 0)
+            result = exp.cast(_func("now"), exp.DataType.build("TIMESTAMPTZ"))
+            result.meta[_DT_META] = True
+            return result
+        if name == "tostring":
+            self._arity(raw_name, args, 1, 1)
+            if _is_datetime(args[0]):
+                return self._local_text(args[0], self.project_tz, "%Y-%m-%d %H:%M:%S.%f")
+            return exp.cast(args[0], exp.DataType.build("VARCHAR"))
+        if name == "todate":
+            self._arity(raw_name, args, 1, 1)
+            if _is_datetime(args[0]):
+                local = _func("timezone", exp.Literal.string(self.project_tz), args[0])
+                return exp.cast(local, exp.DataType.build("DATE"))
+            return exp.cast(args[0], exp.DataType.build("DATE"))
+        if name in ("uniq", "uniqexact"):
+            return exp.Count(this=exp.Distinct(expressions=args))
+        if name in ("isnull", "isnotnull"):
+            self._arity(raw_name, args, 1, 1)
+            test = exp.Is(this=args[0], expression=exp.Null())
+            return test if name == "isnull" else exp.Not(this=test)
+        raise HogQLError(f"Unsupported function: {raw_name}")
+
+    @staticmethod
+    def _arity(name: str, args: list[exp.Expression], low: int, high: int) -> None:
+        if not low <= len(args) <= high:
+            raise HogQLError(f"Function '{name}' takes between {low} and {high} arguments, got {len(args)}")
+
+    def _to_datetime(self, raw_name: str, args: list[exp.Expression], is64: bool) -> exp.Expression:
+        self._arity(raw_name, args, 1, 3 if is64 else 2)
+        zone_arg = args[2] if is64 and len(args) == 3 else (args[1] if not is64 and len(args) == 2 else None)
+        zone = self.project_tz
+        if zone_arg is not None:
+            zone_text = _string_literal(zone_arg)
+            if zone_text is None:
+                raise HogQLError(f"{raw_name}: the time zone must be a string literal")
+            _zone(zone_text)
+            zone = zone_text
+        text = _string_literal(args[0])
+        if text is not None:
+            return _instant_literal(_parse_wall_clock(text, zone))
+        if _is_datetime(args[0]):
+            return args[0]
+        if isinstance(args[0], exp.Literal) and not args[0].is_string:  # epoch seconds
+            result = _func("to_timestamp", args[0])
+            result.meta[_DT_META] = True
+            return result
+        raise HogQLError(f"{raw_name}: unsupported argument {args[0].sql(dialect='clickhouse')}")
+
+    @staticmethod
+    def _local_text(value: exp.Expression, zone: str, fmt: str) -> exp.Expression:
+        local = _func("timezone", exp.Literal.string(zone), value)
+        return exp.func("strftime", local, exp.Literal.string(fmt))
+
+
+def _late_materialize(select: exp.Expression) -> exp.Expression:
+    """Page queries (`... ORDER BY created_at, uuid LIMIT 50000`) pick the page's rows by key first.
+
+    DuckDB sorts the whole payload when LIMIT is large compared to the table (no top-N); choosing rowids
+    first and fetching the 50k rows afterwards saves a good part of a page's time. Only plain
+    single-table, non-aggregating selects whose ORDER BY uses table columns are rewritten.
+    """
+    if not isinstance(select, exp.Select) or not select.args.get("order") or not select.args.get("limit"):
+        return select
+    source = select.args["from_"].this if select.args.get("from_") else None
+    table = source.meta.get(_TABLE_META) if isinstance(source, exp.Subquery) else None
+    if table not in ("events", "persons"):
+        return select
+    if any(select.args.get(k) for k in ("joins", "group", "having", "distinct", "with_")):
+        return select
+    if any(item.find(exp.AggFunc, exp.Window, exp.Subquery) for item in select.expressions):
+        return select
+    if any(isinstance(o.this, exp.Literal) for o in select.args["order"].expressions):  # ORDER BY 1
+        return select
+    aliases = {item.alias for item in select.expressions if isinstance(item, exp.Alias)}
+    order_columns = list(select.args["order"].find_all(exp.Column))
+    if any(c.name in aliases or c.name not in _TABLE_COLUMNS[table] for c in order_columns):
+        return select
+    alias = source.alias_or_name
+    keys = exp.Select(
+        expressions=[exp.column(_ROW_ID, table=alias, quoted=True)],
+        from_=exp.From(this=source.copy()),
+        where=select.args["where"].copy() if select.args.get("where") else None,
+        order=select.args["order"].copy(),
+        limit=select.args["limit"].copy(),
+    )
+    picked = exp.In(this=exp.column(_ROW_ID, table=alias, quoted=True), query=keys.subquery())
+    select.set("where", exp.Where(this=picked))
+    return select
+
+
+def _output_columns(select: exp.Select) -> list[_OutputColumn]:
+    """Names and known types of the outer select list, read before translation (HogQL naming rules)."""
+    out: list[_OutputColumn] = []
+    for item in select.expressions:
+        inner = item.this if isinstance(item, exp.Alias) else item
+        zone: str | None = None
+        if (
+            isinstance(inner, exp.Anonymous)
+            and inner.name.lower() == "totimezone"
+            and len(inner.expressions) == 2
+        ):
+            zone = _string_literal(inner.expressions[1])
+        if isinstance(item, exp.Alias):
+            name = item.alias
+        elif isinstance(inner, exp.Column) and not isinstance(inner.this, exp.Star):
+            name = inner.name
+        else:
+            name = inner.sql(dialect="clickhouse")
+        static: str | None = None
+        if isinstance(inner, exp.Column) and "properties" in [p.name for p in inner.parts[:-1]]:
+            static = "String"
+        elif isinstance(inner, exp.Column):
+            static = _COLUMN_TYPES.get(inner.name)
+        elif isinstance(inner, (exp.Count, exp.ApproxDistinct)) or (
+            isinstance(inner, (exp.Anonymous, exp.AnonymousAggFunc))
+            and inner.name.lower() in ("uniq", "uniqexact")
+        ):
+            static = "UInt64"
+        elif isinstance(inner, exp.Anonymous) and inner.name.lower() == "tostring":
+            static = "String"
+        out.append(_OutputColumn(name=name, static_type=static, zone=zone))
+    return out
+
+
+def _expand_stars(tree: exp.Expression, cte_names: set[str]) -> None:
+    """`SELECT *` lists HogQL's own column set (not the view's helper columns), like PostHog does."""
+    for select in list(tree.find_all(exp.Select)):
+        sources: list[exp.Expression] = []
+        if select.args.get("from_"):
+            sources.append(select.args["from_"].this)
+        sources.extend(j.this for j in select.args.get("joins") or [])
+        known = {
+            s.alias_or_name: s.name
+            for s in sources
+            if isinstance(s, exp.Table)
+            and isinstance(s.this, exp.Identifier)
+            and s.name in _STAR_COLUMNS
+            and s.name not in cte_names
+        }
+        if not known:
+            continue
+        qualify = len(sources) > 1
+        expanded: list[exp.Expression] = []
+        for item in select.expressions:
+            if isinstance(item, exp.Star) and not item.args.get("except_") and len(known) == len(sources):
+                for alias, table in known.items():
+                    expanded.extend(
+                        exp.column(c, table=alias if qualify else None, quoted=True)
+                        for c in _STAR_COLUMNS[table]
+                    )
+            elif isinstance(item, exp.Column) and isinstance(item.this, exp.Star) and item.table in known:
+                table = known[item.table]
+                expanded.extend(exp.column(c, table=item.table, quoted=True) for c in _STAR_COLUMNS[table])
+            else:
+                expanded.append(item)
+        select.set("expressions", expanded)
+
+
+def _quote_dollars(query: str) -> str:
+    """HogQL allows bare `$name` identifiers (properties.$browser); sqlglot needs them backticked."""
+    return _DOLLAR_RE.sub(lambda m: f"`{m.group(0)}`" if m.group(0).startswith("$") else m.group(0), query)
+
+
+def _limit_value(node: exp.Expression) -> int | None:
+    limit = node.args.get("limit")
+    if limit is None:
+        return None
+    value = limit.expression
+    if isinstance(value, exp.Literal) and not value.is_string and value.this.isdigit():
+        return int(value.this)
+    raise HogQLError("LIMIT must be a non-negative integer literal")
+
+
+def _render_sql(ref: str, duck_type: str, zone: str) -> str:
+    """SQL turning one result column into what PostHog's JSON carries (done in SQL: pages are 50k rows)."""
+    if duck_type in ("TIMESTAMP WITH TIME ZONE", "TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S"):
+        value = ref if duck_type == "TIMESTAMP WITH TIME ZONE" else f"CAST({ref} AS TIMESTAMPTZ)"
+        if zone == "UTC":
+            return f"strftime(timezone('UTC', {value}), '%Y-%m-%dT%H:%M:%S.%f') || '+00:00'"
+        local = f"timezone('{zone}', {value})"
+        diff = f"(epoch_us({local}) - epoch_us({value}))"
+        return (
+            f"printf('%s%s%02d:%02d', strftime({local}, '%Y-%m-%dT%H:%M:%S.%f'), "
+            f"CASE WHEN {diff} < 0 THEN '-' ELSE '+' END, abs({diff}) // 3600000000, "
+            f"(abs({diff}) // 60000000) % 60)"
+        )
+    if duck_type == "DATE":
+        return f"strftime({ref}, '%Y-%m-%d')"
+    if duck_type.startswith("DECIMAL"):
+        return f"CAST({ref} AS DOUBLE)"
+    if duck_type in ("UUID", "INTERVAL", "TIME", "TIME WITH TIME ZONE", "BLOB", "BIT") or duck_type.endswith(
+        "]"
+    ):
+        return f"CAST({ref} AS VARCHAR)"
+    return ref
+
+
+def _clickhouse_type(duck_type: str, zone: str) -> str:
+    if duck_type.startswith("TIMESTAMP"):
+        return f"DateTime64(6, '{zone}')"
+    if duck_type.startswith("DECIMAL"):
+        return "Float64"
+    return {
+        "VARCHAR": "String",
+        "BOOLEAN": "Bool",
+        "BIGINT": "Int64",
+        "INTEGER": "Int32",
+        "SMALLINT": "Int16",
+        "TINYINT": "Int8",
+        "HUGEINT": "Int64",
+        "UBIGINT": "UInt64",
+        "UINTEGER": "UInt32",
+        "USMALLINT": "UInt16",
+        "UTINYINT": "UInt8",
+        "DOUBLE": "Float64",
+        "FLOAT": "Float32",
+        "DATE": "Date",
+        "UUID": "UUID",
+        '"NULL"': "Nullable(Nothing)",
+        "NULL": "Nullable(Nothing)",
+    }.get(duck_type, "String")
+
+
+def _clean_duckdb_message(message: str) -> str:
+    """DuckDB errors are helpful but mention its internals; keep the first useful lines."""
+    lines = [line for line in message.splitlines() if line.strip()][:3]
+    return " ".join(lines).replace("main.", "")
+
+
+def execute_hogql(con: duckdb.DuckDBPyConnection, team_id: int, team_timezone: str, query: str) -> dict:
+    """Run a HogQL query for one team and return the HogQLQuery response body, or raise HogQLError."""
+    try:
+        return _execute(con, team_id, team_timezone, query)
+    except HogQLError:
+        raise
+    except duckdb.Error as e:
+        raise HogQLError(_clean_duckdb_message(str(e))) from e
+    except SqlglotError as e:
+        raise HogQLError(f"Syntax error: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
+    except RecursionError as e:
+        raise HogQLError("Query is too deeply nested") from e
+    except Exception as e:  # a fake must answer 400, never 500, for anything a user can type
+        raise HogQLError(f"Unsupported query ({type(e).__name__}: {e})") from e
+
+
+def _execute(con: duckdb.DuckDBPyConnection, team_id: int, team_timezone: str, query: str) -> dict:
+    if not isinstance(query, str) or not query.strip():
+        raise HogQLError("Query is empty")
+    _zone(team_timezone)
+    statements = [s for s in sqlglot.parse(_quote_dollars(query), read="clickhouse") if s is not None]
+    if len(statements) != 1:
+        raise HogQLError("Exactly one SELECT statement is expected")
+    tree = statements[0]
+    if not isinstance(tree, (exp.Select, exp.Union)):
+        raise HogQLError("Only SELECT queries are supported")
+    # OFFSET first: it is the error PostHog gives even when the rest of the query is fine.
+    if any(True for _ in tree.find_all(exp.Offset)):
+        raise HogQLError(OFFSET_ERROR)
+
+    cte_names = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
+    if cte_names & set(_VIEWS):
+        raise HogQLError("A CTE cannot be named like a table (events, persons, person_distinct_ids)")
+    _expand_stars(tree, cte_names)
+    first_select = tree
+    while isinstance(first_select, exp.Union):
+        first_select = first_select.this
+    if not isinstance(first_select, exp.Select):
+        raise HogQLError("Only SELECT queries are supported")
+    outputs = _output_columns(first_select)
+
+    asked = _limit_value(tree)
+    if asked is None:
+        effective, fetch = DEFAULT_ROWS, DEFAULT_ROWS + 1
+    else:
+        effective = fetch = min(asked, MAX_ROWS)
+
+    translated = _Translator(team_id=team_id, project_tz=team_timezone, cte_names=cte_names).rewrite(tree)
+    translated.set("limit", exp.Limit(expression=exp.Literal.number(fetch)))
+    translated = _late_materialize(translated)
+    inner_sql = translated.sql(dialect="duckdb", identify=True)
+
+    types = [str(t) for t in con.sql(inner_sql).types]
+    if len(types) != len(outputs):  # a star we could not expand: DuckDB knows the real list
+        names = con.sql(inner_sql).columns
+        outputs = [_OutputColumn(name=n, static_type=_COLUMN_TYPES.get(n), zone=None) for n in names]
+    refs = [f"_c{i}" for i in range(len(outputs))]
+    renders = [
+        _render_sql(ref, duck_type, out.zone or team_timezone)
+        for ref, duck_type, out in zip(refs, types, outputs, strict=True)
+    ]
+    final_sql = f"SELECT {', '.join(renders)} FROM ({inner_sql}) AS _q({', '.join(refs)})"
+    rows = con.execute(final_sql).fetchall()
+
+    has_more = asked is None and len(rows) > DEFAULT_ROWS
+    if has_more:
+        rows = rows[:DEFAULT_ROWS]
+    type_names = []
+    for out, duck_type in zip(outputs, types, strict=True):
+        zone = out.zone or team_timezone
+        static = out.static_type
+        if duck_type.startswith("TIMESTAMP") or static == "DateTime":
+            type_names.append([out.name, f"DateTime64(6, '{zone}')"])
+        else:
+            type_names.append([out.name, static or _clickhouse_type(duck_type, zone)])
+    return {
+        "results": [list(row) for row in rows],
+        "columns": [out.name for out in outputs],
+        "types": type_names,
+        "hasMore": has_more,
+        "limit": effective,
+        "offset": 0,
+        "hogql": query,
+        "clickhouse": final_sql,
+        "timings": [],
+        "modifiers": {},
+        "query": query,
+        "error": None,
+        "is_cached": False,
+    }

@@ -1,0 +1,899 @@
+"""The HTTP side of the fake: routing, auth, scopes, pagination, the events and query endpoints, rate limits
+and faults, each as PostHog does it (../shared/posthog-api.md). Start it with `FakePostHog(world).start()`."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import re
+import socket
+import threading
+import time
+import uuid as uuidlib
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import orjson
+
+from .faults import FaultConfig
+from .ratelimit import RateLimitConfig, RateLimiter, concurrency_detail, throttled_detail
+from .world import KeyInfo, World, iso_z
+
+SUNSET = "Fri, 31 Jul 2026 00:00:00 GMT"
+EVENT_LIST_TIME_WINDOWS = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=15),
+                           timedelta(hours=1), timedelta(hours=6), timedelta(hours=24))
+MAX_EVENTS_OFFSET = 50_000
+OFFSET_MESSAGE = "Offset is deprecated. Max supported offset value is 50000"
+INSIGHT_BASIC_DROPPED = ("result", "query", "hogql", "types", "columns", "hasMore", "is_cached", "timezone",
+                         "cache_target_age", "next_allowed_client_refresh")
+PROPERTY_TYPES = {"event": 1, "person": 2, "group": 3, "session": 4}
+
+Params = dict[str, str]
+
+
+class ApiError(Exception):
+    """An error answered with PostHog's envelope {type, code, detail, attr}."""
+
+    def __init__(self, status: int, type_: str, code: str, detail: str, attr: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.status, self.type, self.code, self.detail, self.attr = status, type_, code, detail, attr
+        self.headers = headers or {}
+
+    def body(self) -> bytes:
+        return orjson.dumps({"type": self.type, "code": self.code, "detail": self.detail, "attr": self.attr})
+
+
+def not_found(detail: str = "Not found.") -> ApiError:
+    return ApiError(404, "invalid_request", "not_found", detail)
+
+
+def forbidden(detail: str) -> ApiError:
+    return ApiError(403, "authentication_error", "permission_denied", detail)
+
+
+def invalid(detail: str, attr: str | None = None, code: str = "invalid_input") -> ApiError:
+    return ApiError(400, "validation_error", code, detail, attr)
+
+
+# ---------------------------------------------------------------------------------------------- list endpoints
+Filter = Callable[[list[dict[str, Any]], Params, World, int], list[dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class ListEndpoint:
+    """How PostHog lists one kind of object (posthog-api.md §2 table)."""
+
+    kind: str
+    scope: str
+    pagination: str = "limit_offset"  # limit_offset | recordings | bare | cursor
+    ordering: tuple[str, ...] = ("-created_at", "id")
+    default_limit: int = 100
+    bucket: str = "crud"
+    order_param: bool = False  # `order=` passed straight to order_by
+    filter: Filter | None = None
+    basic_fields_dropped: tuple[str, ...] = ()  # dropped with `basic=true`
+
+
+def _contains(value: Any, needle: str) -> bool:
+    return needle.lower() in str(value or "").lower()
+
+
+def _flags_filter(rows: list[dict[str, Any]], p: Params, world: World, team_id: int) -> list[dict[str, Any]]:
+    if "archived" in p:
+        rows = world.archived_flags(team_id) if p["archived"].lower() == "true" else rows
+    if p.get("active") in ("true", "false"):
+        rows = [r for r in rows if r["active"] == (p["active"] == "true")]
+    if "key" in p:
+        rows = [r for r in rows if r["key"] == p["key"]]
+    if "search" in p:
+        rows = [r for r in rows if _contains(r["key"], p["search"]) or _contains(r["name"], p["search"])]
+    return rows
+
+
+def _parse_relative_or_iso(value: str, attr: str) -> datetime:
+    match = re.fullmatch(r"-(\d+)([hdwmy])", value)
+    if match:
+        unit = {"h": 3600, "d": 86400, "w": 7 * 86400, "m": 30 * 86400, "y": 365 * 86400}[match[2]]
+        return datetime.now(UTC) - timedelta(seconds=int(match[1]) * unit)
+    return parse_instant(value, attr)
+
+
+def _date_filter(field_name: str, strict_from: bool) -> Filter:
+    """`date_from`/`date_to` on one timestamp field (insights: last_modified_at > x; annotations: date_marker)."""
+
+    def apply(rows: list[dict[str, Any]], p: Params, world: World, team_id: int) -> list[dict[str, Any]]:
+        if p.get("date_from"):
+            lo = iso_z(_parse_relative_or_iso(p["date_from"], "date_from"))
+            rows = [r for r in rows if r[field_name] and (r[field_name] > lo if strict_from else r[field_name] >= lo)]
+        if p.get("date_to"):
+            hi = iso_z(_parse_relative_or_iso(p["date_to"], "date_to"))
+            rows = [r for r in rows if r[field_name] and r[field_name] <= hi]
+        return rows
+
+    return apply
+
+
+def _insights_filter(rows: list[dict[str, Any]], p: Params, world: World, team_id: int) -> list[dict[str, Any]]:
+    rows = _date_filter("last_modified_at", strict_from=True)(rows, p, world, team_id)
+    if "short_id" in p:
+        rows = [r for r in rows if r["short_id"] == p["short_id"]]
+    if p.get("favorited") in ("true", "1"):
+        rows = [r for r in rows if r["favorited"]]
+    return rows
+
+
+def _annotations_filter(rows: list[dict[str, Any]], p: Params, world: World, team_id: int) -> list[dict[str, Any]]:
+    rows = _date_filter("date_marker", strict_from=False)(rows, p, world, team_id)
+    if "scope" in p:
+        rows = [r for r in rows if r["scope"] == p["scope"]]
+    if "search" in p:
+        rows = [r for r in rows if _contains(r["content"], p["search"])]
+    return rows
+
+
+def _cohorts_filter(rows: list[dict[str, Any]], p: Params, world: World, team_id: int) -> list[dict[str, Any]]:
+    if p.get("type") in ("static", "dynamic"):
+        rows = [r for r in rows if r["is_static"] == (p["type"] == "static")]
+    return rows
+
+
+def _search_name(rows: list[dict[str, Any]], p: Params, world: World, team_id: int) -> list[dict[str, Any]]:
+    return [r for r in rows if _contains(r["name"], p["search"])] if "search" in p else rows
+
+
+def _property_definitions_filter(rows: list[dict[str, Any]], p: Params, world: World,
+                                 team_id: int) -> list[dict[str, Any]]:
+    wanted = PROPERTY_TYPES.get(p.get("type", "event"), 1)
+    return _search_name([r for r in rows if r["type"] == wanted], p, world, team_id)
+
+
+def _groups_filter(rows: list[dict[str, Any]], p: Params, world: World, team_id: int) -> list[dict[str, Any]]:
+    raw = p.get("group_type_index")
+    if raw is None or raw == "":
+        raise invalid("This field is required.", attr="group_type_index", code="required")
+    if not raw.isdigit():
+        raise invalid("A valid integer is required.", attr="group_type_index", code="invalid_input")
+    rows = [r for r in rows if r["group_type_index"] == int(raw)]
+    if "group_key" in p:
+        rows = [r for r in rows if _contains(r["group_key"], p["group_key"])]
+    if "search" in p:
+        rows = [r for r in rows if _contains(r["group_key"], p["search"])
+                or _contains(r["group_properties"].get("name"), p["search"])]
+    return rows
+
+
+LIST_ENDPOINTS: dict[str, ListEndpoint] = {
+    "cohorts": ListEndpoint("cohorts", "cohort", filter=_cohorts_filter),
+    "feature_flags": ListEndpoint("feature_flags", "feature_flag", order_param=True, filter=_flags_filter),
+    "insights": ListEndpoint("insights", "insight", ordering=("order", "id"), bucket="analytics",
+                             order_param=True, filter=_insights_filter,
+                             basic_fields_dropped=INSIGHT_BASIC_DROPPED),
+    "dashboards": ListEndpoint("dashboards", "dashboard", ordering=("-pinned", "name", "id")),
+    "annotations": ListEndpoint("annotations", "annotation", ordering=("-date_marker", "id"), default_limit=1000,
+                                filter=_annotations_filter),
+    "actions": ListEndpoint("actions", "action", filter=_search_name),
+    "experiments": ListEndpoint("experiments", "experiment"),
+    "surveys": ListEndpoint("surveys", "survey", filter=_search_name),
+    "event_definitions": ListEndpoint("event_definitions", "event_definition",
+                                      ordering=("-last_seen_at::date", "name"), filter=_search_name),
+    "property_definitions": ListEndpoint("property_definitions", "property_definition", ordering=("name", "id"),
+                                         filter=_property_definitions_filter),
+    "early_access_feature": ListEndpoint("early_access_features", "early_access_feature"),
+    "session_recordings": ListEndpoint("session_recordings", "session_recording", pagination="recordings",
+                                       ordering=("-start_time", "id"), default_limit=50),
+    "groups_types": ListEndpoint("group_types", "group", pagination="bare", ordering=("group_type_index",)),
+    "groups": ListEndpoint("groups", "group", pagination="cursor", ordering=("-created_at", "group_key"),
+                           filter=_groups_filter),
+}
+
+
+def sort_rows(rows: list[dict[str, Any]], ordering: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Order like Postgres: stable multi-key sort, NULLS LAST ascending and NULLS FIRST descending."""
+    rows = list(rows)
+    for spec in reversed(ordering):
+        desc = spec.startswith("-")
+        name = spec.lstrip("-")
+        as_date = name.endswith("::date")
+        name = name.removesuffix("::date")
+
+        def value(row: dict[str, Any], name: str = name, as_date: bool = as_date) -> Any:
+            v = row.get(name)
+            return v[:10] if as_date and isinstance(v, str) else v
+
+        present = [r for r in rows if value(r) is not None]
+        missing = [r for r in rows if value(r) is None]
+        present.sort(key=value, reverse=desc)
+        rows = missing + present if desc else present + missing
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+def parse_instant(value: str, attr: str) -> datetime:
+    """ISO 8601 (offset, 'Z' or naive = UTC) to an aware UTC datetime; 400 on anything else."""
+    # A '+' sent unencoded in a query string arrives as a space: read "...00 05:00" as "...00+05:00".
+    text = re.sub(r"(\d) (\d\d:?\d\d)$", r"\1+\2", value.strip())
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise invalid(f"Invalid date: {value}", attr=attr) from exc
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+def _positive_int(raw: str | None, default: int) -> int:
+    """DRF's limit parsing: anything but a positive integer means the default."""
+    try:
+        value = int(raw) if raw is not None else default
+    except ValueError:
+        return default
+    return value if value > 0 else default
+
+
+def _offset(raw: str | None) -> int:
+    try:
+        return max(0, int(raw)) if raw is not None else 0
+    except ValueError:
+        return 0
+
+
+@dataclass
+class Request:
+    """What a handler needs from one HTTP request."""
+
+    method: str
+    raw_path: str  # as sent, with query string
+    path: str  # without query, environments already rewritten
+    params: Params
+    param_list: list[tuple[str, str]]
+    host: str
+    body: bytes
+    key: KeyInfo | None = None
+    team_id: int | None = None
+    org_id: str | None = None
+
+    def url(self, params: list[tuple[str, str]]) -> str:
+        """An absolute URL for the same path with other params (DRF's build_absolute_uri)."""
+        base = f"http://{self.host}{urlsplit(self.raw_path).path}"
+        return f"{base}?{urlencode(params)}" if params else base
+
+    def with_params(self, **changes: Any) -> str:
+        """This request's URL with params replaced (None removes one), keeping the others in order."""
+        out = [(k, v) for k, v in self.param_list if k not in changes]
+        out += [(k, str(v)) for k, v in changes.items() if v is not None]
+        return self.url(out)
+
+    def json(self) -> Any:
+        try:
+            return orjson.loads(self.body or b"{}")
+        except orjson.JSONDecodeError as exc:
+            raise ApiError(400, "invalid_request", "parse_error", f"JSON parse error - {exc}") from exc
+
+
+@dataclass
+class Route:
+    handler: Callable[[Request], tuple[int, bytes, dict[str, str]]]
+    scope: str | None  # scope object; None = any valid key
+    bucket: str = "crud"
+    team_id: int | str | None = None  # project-based endpoint when set (str = unresolved)
+    org_id: str | None = None  # organisation-based endpoint
+    methods: tuple[str, ...] = ("GET",)
+
+
+# ---------------------------------------------------------------------------------------------- the server
+class FakePostHog:
+    """A local PostHog-compatible API server over a `World`."""
+
+    def __init__(self, world: World, host: str = "127.0.0.1", port: int = 0,
+                 rate_limits: bool | RateLimitConfig = False, time_scale: float = 1.0,
+                 faults: FaultConfig | None = None, retry_after_header: bool = False,
+                 events_max_limit: int = 1000) -> None:
+        self.world = world
+        self.host, self.port = host, port
+        self.time_scale = time_scale
+        self.faults = faults
+        self.retry_after_header = retry_after_header
+        self.events_max_limit = events_max_limit
+        config = rate_limits if isinstance(rate_limits, RateLimitConfig) else RateLimitConfig()
+        self.limiter = RateLimiter(config, time_scale) if rate_limits else None
+        self.request_log: list[tuple[str, str, int]] = []
+        self.throttled_count = 0  # 429s served by the rate limiter (not injected faults)
+        self.fault_counts: Counter[str] = Counter()
+        self._request_numbers = itertools.count()
+        self._lock = threading.Lock()
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._event_sql_ready = False
+
+    # -------------------------------------------------------------- lifecycle
+    def start(self) -> FakePostHog:
+        handler = type("Handler", (_Handler,), {"fake": self})
+        self._httpd = ThreadingHTTPServer((self.host, self.port), handler)
+        self._httpd.daemon_threads = True
+        self.port = self._httpd.server_address[1]
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), name="fake-posthog",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+
+    def __enter__(self) -> FakePostHog:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def log(self, method: str, path: str, status: int) -> None:
+        with self._lock:
+            self.request_log.append((method, path, status))
+
+    def next_request_number(self) -> int:
+        with self._lock:
+            return next(self._request_numbers)
+
+    # -------------------------------------------------------------- routing
+    def route(self, method: str, path: str) -> Route:
+        """Map a path (already rewritten from /api/environments/) to its route; 404 if unknown."""
+        parts = [p for p in path.split("/") if p]
+        n = len(parts)
+        if n < 2 or parts[0] != "api":
+            raise not_found("Endpoint not found.")
+        head = parts[1]
+        if head == "personal_api_keys" and n == 3 and parts[2] == "@current":
+            return Route(self.h_current_key, None)
+        if head == "users" and n == 3 and parts[2] == "@me":
+            return Route(self.h_me, "user")
+        if head == "organizations":
+            if n == 2:
+                return Route(self.h_organizations, "organization")
+            org_id = self.world.current_organization if parts[2] == "@current" else parts[2]
+            if n == 3:
+                return Route(self.h_organization, "organization", org_id=org_id)
+            if n == 4 and parts[3] == "projects":
+                return Route(self.h_org_projects, "project", org_id=org_id)
+        if head == "projects":
+            if n == 2:
+                return Route(self.h_projects, "project", org_id=self.world.current_organization)
+            team: int | str = self.world.current_team if parts[2] == "@current" else parts[2]
+            if n == 3:
+                return Route(self.h_project, "project", team_id=team)
+            resource = parts[3]
+            if n == 4 and resource == "query":
+                return Route(self.h_query, "query", bucket="query", team_id=team, methods=("POST",))
+            if n == 4 and resource == "events":
+                return Route(self.h_events, "query", bucket="analytics", team_id=team)
+            if n == 4 and resource == "persons":
+                return Route(self.h_persons, "person", bucket="analytics", team_id=team)
+            endpoint = LIST_ENDPOINTS.get(resource)
+            if endpoint is not None and n == 4:
+                return Route(lambda r, e=endpoint: self.h_list(r, e), endpoint.scope, endpoint.bucket, team_id=team)
+            if endpoint is not None and n == 5 and endpoint.pagination == "limit_offset":
+                return Route(lambda r, e=endpoint, i=parts[4]: self.h_retrieve(r, e, i), endpoint.scope,
+                             endpoint.bucket, team_id=team)
+        raise not_found("Endpoint not found.")
+
+    # -------------------------------------------------------------- auth and permissions
+    def authenticate(self, req: Request, headers: Any) -> KeyInfo:
+        """PostHog's find_key_with_source: header, then body, then query string; only the first is tried."""
+        token, source = None, ""
+        auth = headers.get("Authorization", "")
+        if auth[:7].lower() == "bearer ":
+            token, source = auth[7:].strip(), "Authorization header"
+        if token is None and req.body and req.method == "POST":
+            try:
+                body = orjson.loads(req.body)
+                if isinstance(body, dict) and body.get("personal_api_key"):
+                    token, source = str(body["personal_api_key"]), "body"
+            except orjson.JSONDecodeError:
+                pass
+        if token is None and req.params.get("personal_api_key"):
+            token, source = req.params["personal_api_key"], "query string"
+        www = {"WWW-Authenticate": f'Bearer resource_metadata="http://{req.host}/.well-known/'
+                                  f'oauth-protected-resource"'}
+        if token is None:
+            raise ApiError(401, "authentication_error", "not_authenticated",
+                           "Authentication credentials were not provided.", headers=www)
+        info = self.world.key_info.get(token)
+        if info is None:
+            raise ApiError(401, "authentication_error", "authentication_failed",
+                           f"Personal API key found in request {source} is invalid.", headers=www)
+        return info
+
+    def authorize(self, req: Request, route: Route, key: KeyInfo) -> None:
+        """Project existence (404), scoped teams and organisations, then the scope itself (403)."""
+        world = self.world
+        if route.team_id is not None:
+            team = str(route.team_id)
+            project = world.project(int(team)) if team.isdigit() else None
+            if project is None:
+                raise not_found("Project not found.")
+            req.team_id = project["id"]
+            if key.scoped_teams is not None and project["id"] not in key.scoped_teams:
+                raise forbidden(f"API key does not have access to the requested project: ID {project['id']}.")
+            if key.scoped_organizations is not None and project["organization"] not in key.scoped_organizations:
+                raise forbidden("API key does not have access to the requested organization: "
+                                f"ID {project['organization']}.")
+        elif route.scope is not None:
+            if key.scoped_teams is not None:
+                raise forbidden("API keys with scoped projects are only supported on project-based endpoints.")
+            if key.scoped_organizations is not None:
+                if route.org_id is None:
+                    raise forbidden("API keys with scoped organizations are only supported on "
+                                    "organization-based endpoints.")
+                if route.org_id not in key.scoped_organizations:
+                    raise forbidden(f"API key does not have access to the requested organization: ID {route.org_id}.")
+        if route.scope is not None and key.scopes and "*" not in key.scopes:
+            needed = f"{route.scope}:read"
+            if needed not in key.scopes and f"{route.scope}:write" not in key.scopes:
+                raise forbidden(f"API key missing required scope '{needed}'")
+
+    def throttle(self, key: KeyInfo, route: Route, req: Request) -> None:
+        if self.limiter is None:
+            return
+        wait = self.limiter.check(key.key, route.bucket)
+        if wait is not None:
+            with self._lock:
+                self.throttled_count += 1
+            raise ApiError(429, "throttled_error", "throttled", throttled_detail(wait),
+                           headers={"Retry-After": str(wait)} if self.retry_after_header else {})
+
+    # -------------------------------------------------------------- pagination
+    def paginate(self, req: Request, endpoint: ListEndpoint, rows: list[dict[str, Any]]) -> Any:
+        """Shape one page the way the endpoint's PostHog paginator does."""
+        p = req.params
+        if endpoint.pagination == "bare":
+            return rows
+        if endpoint.pagination == "cursor":
+            return self.cursor_page(req, rows, endpoint.ordering[0])
+        limit = _positive_int(p.get("limit"), endpoint.default_limit)
+        offset = _offset(p.get("offset"))
+        page = rows[offset:offset + limit]
+        if endpoint.pagination == "recordings":
+            return {"results": page, "has_next": offset + limit < len(rows), "version": 4}
+        return limit_offset_envelope(req, page, len(rows), limit, offset)
+
+    def cursor_page(self, req: Request, rows: list[dict[str, Any]], order: str, size: int = 100) -> dict[str, Any]:
+        """DRF CursorPagination over `order`: the opaque cursor holds the last position and how many rows at
+        that exact position were already served, so equal values are neither skipped nor repeated."""
+        name, desc = order.lstrip("-"), order.startswith("-")
+        start, position, skip = 0, None, 0
+        if req.params.get("cursor"):
+            try:
+                decoded = orjson.loads(bytes.fromhex(req.params["cursor"]))
+                position, skip = decoded["p"], int(decoded["o"])
+            except (ValueError, KeyError, TypeError, orjson.JSONDecodeError) as exc:
+                raise not_found("Invalid cursor") from exc
+            beyond = next((i for i, r in enumerate(rows)
+                           if (r[name] < position if desc else r[name] > position)), len(rows))
+            equal = next((i for i, r in enumerate(rows) if r[name] == position), None)
+            start = beyond if equal is None else min(equal + skip, beyond)
+        page = rows[start:start + size]
+        nxt = None
+        if start + size < len(rows):
+            last = page[-1][name]
+            served = sum(1 for r in page if r[name] == last)
+            if last == position and all(r[name] == last for r in page):
+                served += skip
+            nxt = req.with_params(cursor=orjson.dumps({"p": last, "o": served}).hex())
+        previous = req.with_params(cursor=None) if start > 0 else None
+        return {"next": nxt, "previous": previous, "results": page}
+
+    # -------------------------------------------------------------- handlers
+    def h_current_key(self, req: Request) -> tuple[int, bytes, dict[str, str]]:
+        k = req.key
+        assert k is not None
+        return ok({"id": k.id, "label": k.label, "mask_value": k.key[:4] + "..." + k.key[-4:],
+                   "created_at": iso_z(self.world.now - timedelta(days=30)), "last_used_at": iso_z(datetime.now(UTC)),
+                   "user_id": self.world.user["id"], "scopes": k.scopes, "scoped_teams": k.scoped_teams or [],
+                   "scoped_organizations": k.scoped_organizations or []})
+
+    def h_me(self, req: Request) -> tuple[int, bytes, dict[str, str]]:
+        world = self.world
+        org = world.organization(world.current_organization)
+        team = world.project(world.current_team)
+        return ok({**world.user, "organization": org, "team": team,
+                   "organizations": [{k: o[k] for k in ("id", "name", "slug", "membership_level")}
+                                     for o in world.organizations]})
+
+    def h_organizations(self, req: Request) -> tuple[int, bytes, dict[str, str]]:
+        return self.simple_list(req, self.world.organizations)
+
+    def h_organization(self, req: Request) -> tuple[int, bytes, dict[str, str]]:
+        org = self.world.organization(req.org_id or "")
+        if org is None:
+            raise not_found()
+        return ok(org)
+
+    def h_org_projects(self, req: Request) -> tuple[int, bytes, dict[str, str]]:
+        org_id = req.org_id or ""
+        if self.world.organization(org_id) is None:
+            raise not_found()
+        return self.simple_list(req, [p for p in self.world.projects if p["organization"] == org_id])
+
+    def h_projects(self, req: Request) -> tuple[int, bytes, dict[str, str]]:
+        org_id = self.world.current_organization
+        return self.simple_list(req, [p for p in self.world.projects if p["organization"] == org_id])
+
+    def h_project(self, req: Request) -> tuple[int, bytes, dict[str, str]]:
+        assert req.team_id is not None
+        return ok(self.world.project(req.team_id))
+
+    def simple_list(self, req: Request, rows: list[dict[str, Any]]) -> tuple[int, bytes, dict[str, str]]:
+        limit = _positive_int(req.params.get("limit"), 100)
+        offset = _offset(req.params.get("offset"))
+        return ok(limit_offset_envelope(req, rows[offset:offset + limit], len(rows), limit, offset))
+
+    def h_list(self, req: Request, endpoint: ListEndpoint) -> tuple[int, bytes, dict[str, str]]:
+        assert req.team_id is not None
+        rows = self.world.visible_objects(endpoint.kind, req.team_id)
+        if endpoint.filter is not None:
+            rows = endpoint.filter(rows, req.params, self.world, req.team_id)
+        ordering = endpoint.ordering
+        if endpoint.order_param and req.params.get("order"):
+            order = req.params["order"]
+            if rows and order.lstrip("-") not in rows[0]:
+                raise invalid(f"Cannot resolve keyword '{order.lstrip('-')}' into field.", attr="order")
+            ordering = (order,)
+        rows = sort_rows(rows, ordering)
+        if endpoint.basic_fields_dropped and req.params.get("basic", "").lower() in ("true", "1"):
+            rows = [{k: v for k, v in r.items() if k not in endpoint.basic_fields_dropped} for r in rows]
+        return ok(self.paginate(req, endpoint, rows))
+
+    def h_retrieve(self, req: Request, endpoint: ListEndpoint, obj_id: str) -> tuple[int, bytes, dict[str, str]]:
+        assert req.team_id is not None
+        rows = self.world.visible_objects(endpoint.kind, req.team_id)
+        if endpoint.kind == "feature_flags":
+            rows += self.world.archived_flags(req.team_id)
+        row = next((r for r in rows if str(r.get("id")) == obj_id), None)
+        if row is None:
+            raise not_found()
+        return ok(row)
+
+    def h_persons(self, req: Request) -> tuple[int, bytes, dict[str, str]]:
+        """Offset paging ordered created_at DESC, id DESC, no `count` unless include_total. Deleted persons are
+        dropped after the page is cut, so a page can be short while `next` is set (PostHog #24787)."""
+        assert req.team_id is not None
+        p = req.params
+        limit = _positive_int(p.get("limit"), 100)
+        offset = _offset(p.get("offset"))
+        where, args = ["p.team_id = ?"], [req.team_id]
+        if p.get("distinct_id"):
+            where.append("p.id IN (SELECT person_id FROM person_distinct_ids WHERE team_id = ? AND distinct_id = ?"
+                         " AND NOT is_deleted)")
+            args += [req.team_id, p["distinct_id"]]
+        if p.get("email"):
+            where.append("json_extract_string(p.properties, '$.email') = ?")
+            args.append(p["email"])
+        cur = self.world.cursor()
+        sql_where = " AND ".join(where)
+        rows = cur.execute(f"""
+            SELECT p.id, k.pk, p.created_at, p.properties, p.is_identified, p.is_deleted
+            FROM persons p JOIN person_pks k ON k.team_id = p.team_id AND k.person_id = p.id
+            WHERE {sql_where} ORDER BY p.created_at DESC, p.id DESC LIMIT ? OFFSET ?""",
+                           [*args, limit + 1, offset]).fetchall()
+        has_more = len(rows) > limit
+        rows = [r for r in rows[:limit] if not r[5]]
+        ids = [r[0] for r in rows]
+        dids: dict[str, list[str]] = {}
+        seen: dict[str, Any] = {}
+        if ids:
+            for person_id, did in cur.execute(
+                    "SELECT person_id, distinct_id FROM person_distinct_ids WHERE team_id = ? AND NOT is_deleted "
+                    "AND person_id IN (SELECT unnest(?)) ORDER BY distinct_id", [req.team_id, ids]).fetchall():
+                dids.setdefault(person_id, []).append(did)
+            seen = dict(cur.execute("SELECT person_id, max(timestamp) FROM events WHERE team_id = ? AND person_id IN "
+                                    "(SELECT unnest(?)) GROUP BY 1", [req.team_id, ids]).fetchall())
+        results = []
+        for pid, pk, created, props, identified, _deleted in rows:
+            properties = orjson.loads(props)
+            names = dids.get(pid, [])
+            results.append({"id": pk, "uuid": pid, "name": properties.get("email") or (names[0] if names else pid),
+                            "distinct_ids": names, "properties": properties, "created_at": iso_z(created),
+                            "last_seen_at": iso_z(seen.get(pid)), "is_identified": identified})
+        body: dict[str, Any] = {
+            "next": req.with_params(limit=limit, offset=offset + limit) if has_more else None,
+            "previous": (req.with_params(limit=limit, offset=offset - limit if offset - limit > 0 else None)
+                         if offset > 0 else None),
+            "results": results,
+        }
+        if p.get("include_total", "").lower() in ("true", "1"):
+            total = cur.execute(f"SELECT count(*) FROM persons p WHERE {sql_where} AND NOT p.is_deleted",
+                                args).fetchone()
+            body = {"count": total[0] if total else 0, **body}
+        return ok(body)
+
+    def _ensure_event_sql(self) -> None:
+        if not self._event_sql_ready:
+            self.world.cursor().execute("""
+                CREATE OR REPLACE MACRO fake_iso_in_tz(ts, tz) AS
+                  strftime(timezone(tz, ts), '%Y-%m-%dT%H:%M:%S.%f') ||
+                  CASE WHEN epoch_us(timezone(tz, ts)) < epoch_us(ts::TIMESTAMP) THEN '-' ELSE '+' END ||
+                  printf('%02d:%02d', abs(epoch_us(timezone(tz, ts)) - epoch_us(ts::TIMESTAMP)) // 3600000000,
+                         (abs(epoch_us(timezone(tz, ts)) - epoch_us(ts::TIMESTAMP)) // 60000000) % 60)""")
+            self._event_sql_ready = True
+
+    def h_events(self, req: Request) -> tuple[int, bytes, dict[str, str]]:
+        """The deprecated /events/ endpoint with its flaws (posthog-api.md §3.1): exclusive bounds, a silent
+        limit cap, a `next` that copies the params and moves after/before to the last timestamp (skipping
+        ties), descending probing windows that can end with `next: null` too early, and the offset cap."""
+        assert req.team_id is not None
+        self._ensure_event_sql()
+        p = req.params
+        limit = min(_positive_int(p.get("limit"), 100), self.events_max_limit)
+        offset = _offset(p.get("offset"))
+        if offset > MAX_EVENTS_OFFSET:
+            raise invalid(OFFSET_MESSAGE)
+        headers: dict[str, str] = {}
+        if "offset" in p:
+            headers["X-PostHog-Warn"] = "offset is deprecated; use the next URL or the query API"
+            if offset > 0:
+                time.sleep(1.0 / self.time_scale)
+        now = datetime.now(UTC)
+        before = parse_instant(p["before"], "before") if p.get("before") else now + timedelta(seconds=5)
+        after = parse_instant(p["after"], "after") if p.get("after") else now - timedelta(hours=24)
+        if before - after > timedelta(days=366):
+            raise invalid("Date range cannot exceed 1 year")
+        try:
+            order_by = orjson.loads(p["orderBy"]) if p.get("orderBy") else ["-timestamp"]
+        except orjson.JSONDecodeError as exc:
+            raise invalid("orderBy must be a JSON list", attr="orderBy") from exc
+        ascending = bool(order_by) and order_by[0] == "timestamp"
+        where, args = ["e.team_id = ?"], [req.team_id]
+        for name in ("event", "distinct_id", "person_id"):
+            if p.get(name):
+                where.append(f"e.{name} = ?")
+                args.append(p[name])
+        include_person = p.get("include_person", "").lower() in ("true", "1")
+        person_sql = ("CASE WHEN pp.id IS NULL THEN 'null' ELSE '{\"is_identified\":' || pp.is_identified::VARCHAR"
+                      " || ',\"distinct_ids\":[' || to_json(e.distinct_id) || '],\"properties\":' || pp.properties"
+                      " || '}' END") if include_person else "'null'"
+        join = "LEFT JOIN persons pp ON pp.team_id = e.team_id AND pp.id = e.person_id" if include_person else ""
+        tz = self.world.timezone(req.team_id)
+        direction = "ASC" if ascending else "DESC"
+        conditions = " AND ".join(w.replace("?", f"$a{i}") for i, w in enumerate(where))
+        # Cut the page first (top-N on the timestamp), then render JSON for those rows only.
+        sql = f"""
+            WITH page AS (
+              SELECT * FROM events e WHERE {conditions} AND e.timestamp > $lo AND e.timestamp < $hi
+              ORDER BY e.timestamp {direction}, e.uuid LIMIT $lim OFFSET $off)
+            SELECT '{{"id":' || to_json(e.uuid) || ',"distinct_id":' || to_json(e.distinct_id) ||
+                   ',"properties":' || e.properties || ',"event":' || to_json(e.event) || ',"timestamp":"' ||
+                   fake_iso_in_tz(e.timestamp, $tz) || '","person":' || {person_sql} ||
+                   ',"elements":[],"elements_chain":' || to_json(e.elements_chain) || '}}',
+                   fake_iso_in_tz(e.timestamp, $tz)
+            FROM page e {join}
+            ORDER BY e.timestamp {direction}, e.uuid"""
+        named = {f"a{i}": v for i, v in enumerate(args)}
+        cur = self.world.cursor()
+
+        def fetch(lo: datetime) -> list[tuple[str, str]]:
+            return cur.execute(sql, {**named, "tz": tz, "lo": lo, "hi": before, "lim": limit + 1,
+                                     "off": offset}).fetchall()
+
+        rows: list[tuple[str, str]] | None = None
+        if not ascending:
+            for window in EVENT_LIST_TIME_WINDOWS:
+                lo = max(after, before - window)
+                rows = fetch(lo)
+                if len(rows) >= limit / 2 or lo == after:
+                    break
+                rows = None
+        if rows is None:
+            rows = fetch(after)
+        has_more = len(rows) > limit
+        rows = rows[:limit]
+        nxt = None
+        if has_more:
+            nxt = req.with_params(**({"after": rows[-1][1]} if ascending else {"before": rows[-1][1]}))
+        body = b'{"next":' + orjson.dumps(nxt) + b',"results":[' + ",".join(r[0] for r in rows).encode() + b"]}"
+        return 200, body, headers
+
+    def h_query(self, req: Request) -> tuple[int, bytes, dict[str, str]]:
+        """POST /query/ with a HogQLQuery, served by fake_posthog.hogql (imported lazily)."""
+        assert req.team_id is not None
+        body = req.json()
+        query = body.get("query") if isinstance(body, dict) else None
+        if not isinstance(query, dict):
+            raise invalid("This field is required.", attr="query", code="required")
+        if query.get("kind") != "HogQLQuery":
+            raise invalid(f"Query kind {query.get('kind')!r} is not supported here; use HogQLQuery.",
+                          attr="query__kind")
+        text = query.get("query")
+        if not isinstance(text, str) or not text.strip():
+            raise invalid("This field is required.", attr="query__query", code="required")
+        from . import hogql
+
+        def run() -> tuple[int, bytes, dict[str, str]]:
+            try:
+                result = hogql.execute_hogql(self.world.cursor(), req.team_id, self.world.timezone(req.team_id),
+                                             text)
+            except hogql.HogQLError as exc:
+                raise ApiError(400, "validation_error", "query_error", str(exc)) from exc
+            return 200, orjson.dumps(result, default=str), {}
+
+        if self.limiter is None:
+            return run()
+        with self.limiter.query_slot(req.team_id) as acquired:
+            if not acquired:
+                with self._lock:
+                    self.throttled_count += 1
+                raise ApiError(429, "throttled_error", "throttled",
+                               concurrency_detail(req.team_id, self.limiter.config.query_concurrency,
+                                                  str(uuidlib.uuid4())))
+            return run()
+
+    # -------------------------------------------------------------- admin (tests and benchmarks only)
+    def admin(self, req: Request) -> tuple[int, bytes, dict[str, str]]:
+        if req.path.rstrip("/") == "/_fake/stats" and req.method == "GET":
+            with self._lock:
+                server = {"requests": len(self.request_log), "throttled": self.throttled_count,
+                          "faults": dict(self.fault_counts)}
+            return ok({"tables": self.world.stats(), "server": server})
+        if req.path.rstrip("/") == "/_fake/mutate" and req.method == "POST":
+            body = req.json()
+            return ok({"result": apply_mutation(self.world, body.get("op", ""), body.get("args") or {})})
+        raise not_found("Endpoint not found.")
+
+
+def apply_mutation(world: World, op: str, args: dict[str, Any]) -> Any:
+    """Run one World mutation from JSON arguments (so a server in another process can be changed)."""
+    args = dict(args)
+    if isinstance(args.get("created_at"), str):
+        args["created_at"] = parse_instant(args["created_at"], "created_at")
+    if op == "add_events":
+        return world.add_events(args.pop("team_id"), args.pop("n"), **args)
+    if op == "add_persons":
+        return world.add_persons(args.pop("team_id"), args.pop("n"), **args)
+    if op == "update_person_properties":
+        return world.update_person_properties(args["team_id"], args["person_id"], args["props"])
+    if op == "delete_person":
+        return world.delete_person(args["team_id"], args["person_id"])
+    if op == "edit_object":
+        return world.edit_object(args["kind"], args["team_id"], args["id"], **args.get("changes", {}))
+    if op == "delete_object":
+        return world.delete_object(args["kind"], args["team_id"], args["id"])
+    if op == "add_object":
+        return world.add_object(args["kind"], args["team_id"], **args.get("fields", {}))
+    raise invalid(f"Unknown op {op!r}", attr="op")
+
+
+def ok(payload: Any) -> tuple[int, bytes, dict[str, str]]:
+    return 200, orjson.dumps(payload, default=str), {}
+
+
+def limit_offset_envelope(req: Request, page: list[Any], count: int, limit: int, offset: int) -> dict[str, Any]:
+    """DRF LimitOffsetPagination: count, absolute next/previous links (previous drops offset at 0)."""
+    nxt = req.with_params(limit=limit, offset=offset + limit) if offset + limit < count else None
+    previous = None
+    if offset > 0:
+        previous = req.with_params(limit=limit, offset=offset - limit if offset - limit > 0 else None)
+    return {"count": count, "next": nxt, "previous": previous, "results": page}
+
+
+# ---------------------------------------------------------------------------------------------- HTTP plumbing
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # one small response must not wait for a delayed ACK
+    fake: FakePostHog
+    timeout = 120
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet by design
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802
+        self.handle_any("GET")
+
+    def do_POST(self) -> None:  # noqa: N802
+        self.handle_any("POST")
+
+    def do_PUT(self) -> None:  # noqa: N802
+        self.handle_any("PUT")
+
+    def do_PATCH(self) -> None:  # noqa: N802
+        self.handle_any("PATCH")
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        self.handle_any("DELETE")
+
+    def handle_any(self, method: str) -> None:
+        fake = self.fake
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        split = urlsplit(self.path)
+        param_list = parse_qsl(split.query, keep_blank_values=True)
+        path = split.path
+        extra: dict[str, str] = {}
+        host = self.headers.get("Host") or f"{fake.host}:{fake.port}"
+        if path.startswith("/api/environments/"):
+            path = "/api/projects/" + path[len("/api/environments/"):]
+            extra = {"Deprecation": "true", "Sunset": SUNSET,
+                     "Link": f'<http://{host}{path}>; rel="successor-version"'}
+        req = Request(method, self.path, path, dict(param_list), param_list, host, body)
+        if path.startswith("/_fake/"):
+            self.respond(method, *self.run(lambda: fake.admin(req)))
+            return
+        fault, rng = (None, None)
+        if fake.faults is not None:
+            fault, rng = fake.faults.pick(fake.next_request_number())
+            if fault:
+                with fake._lock:
+                    fake.fault_counts[fault] += 1
+        if fault == "drop":
+            fake.log(method, self.path, 0)
+            self.close_connection = True
+            return
+        if fault == "slow":
+            time.sleep(fake.faults.slow_seconds if fake.faults else 0)
+        if fault == "5xx" and rng is not None:
+            status = rng.choice((500, 502, 503))
+            if status == 502:
+                self.respond(method, 502, b"<html><body><h1>502 Bad Gateway</h1></body></html>",
+                             {"Content-Type": "text/html"})
+            elif status == 503:
+                self.respond(method, 503, ApiError(503, "server_error", "database_unavailable",
+                                                   "Database is unavailable, please try again.").body(),
+                             {"Retry-After": "1"})
+            else:
+                self.respond(method, 500, ApiError(500, "server_error", "error", "A server error occurred.").body(), {})
+            return
+        if fault == "429":
+            self.respond(method, 429, ApiError(429, "throttled_error", "throttled", throttled_detail(1)).body(), {})
+            return
+        status, payload, headers = self.run(lambda: self.serve(req, method))
+        self.respond(method, status, payload, {**extra, **headers}, fault if status == 200 else None)
+
+    def serve(self, req: Request, method: str) -> tuple[int, bytes, dict[str, str]]:
+        fake = self.fake
+        route = fake.route(method, req.path)
+        if method not in route.methods:
+            raise ApiError(405, "invalid_request", "method_not_allowed", f'Method "{method}" not allowed.')
+        req.key = fake.authenticate(req, self.headers)
+        req.org_id = route.org_id
+        fake.authorize(req, route, req.key)
+        fake.throttle(req.key, route, req)
+        return route.handler(req)
+
+    def run(self, fn: Callable[[], tuple[int, bytes, dict[str, str]]]) -> tuple[int, bytes, dict[str, str]]:
+        try:
+            return fn()
+        except ApiError as exc:
+            return exc.status, exc.body(), exc.headers
+        except Exception as exc:  # a bug in the fake must still answer like PostHog's 500
+            import traceback
+
+            traceback.print_exc()
+            return 500, ApiError(500, "server_error", "error", f"A server error occurred. ({exc!r})").body(), {}
+
+    def respond(self, method: str, status: int, body: bytes, headers: dict[str, str],
+                fault: str | None = None) -> None:
+        self.fake.log(method, self.path, status)
+        if fault == "truncated_json":
+            body = body[: len(body) // 2]
+        self.send_response(status)
+        if "Content-Type" not in headers:
+            self.send_header("Content-Type", "application/json")
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if fault == "drop_mid_body":
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        self.wfile.write(body)

@@ -1,0 +1,758 @@
+"""The fake PostHog's data: deterministic generation, test-only mutations and ground truth.
+
+Events, persons and distinct ids live in DuckDB (generated in SQL so a million events take seconds);
+metadata objects (flags, cohorts, ...) are plain dicts shaped like PostHog's serializers. Fields whose
+name starts with ``_`` are internal (owning team, hidden flags) and never served.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import random
+import threading
+import uuid as uuidlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import duckdb
+import orjson
+import pyarrow as pa
+
+# (team id, organisation index, name, time zone, share of the events)
+PROJECT_SPECS: tuple[tuple[int, int, str, str, float], ...] = (
+    (1, 0, "Web App", "UTC", 0.58),
+    (2, 0, "Mobile App", "America/New_York", 0.38),
+    (3, 1, "Marketing Site", "Asia/Kolkata", 0.04),
+    (4, 1, "Sandbox (empty)", "Europe/Berlin", 0.0),
+)
+ORG_NAMES = ("Acme Analytics", "Globex Research")
+
+# Visible rows per kind and team; a further ~8 % soft-deleted rows are generated on top.
+OBJECT_COUNTS: dict[str, dict[int, int]] = {
+    "feature_flags": {1: 250, 2: 40, 3: 8},
+    "cohorts": {1: 230, 2: 25, 3: 5},
+    "insights": {1: 140, 2: 30, 3: 6},
+    "dashboards": {1: 24, 2: 8, 3: 2},
+    "annotations": {1: 1230, 2: 40, 3: 5},
+    "actions": {1: 35, 2: 10, 3: 3},
+    "experiments": {1: 18, 2: 4, 3: 1},
+    "surveys": {1: 12, 2: 3, 3: 1},
+    "event_definitions": {1: 120, 2: 20, 3: 10},
+    "property_definitions": {1: 160, 2: 40, 3: 15},
+    "early_access_features": {1: 6, 2: 2, 3: 1},
+    "session_recordings": {1: 120, 2: 30, 3: 5},
+}
+GROUP_TYPES: dict[int, tuple[str, ...]] = {1: ("organization", "company"), 2: ("organization",)}
+GROUP_COUNTS: dict[tuple[int, int], int] = {(1, 0): 130, (1, 1): 20, (2, 0): 15}
+# Kinds whose serializer has a `deleted` field; the others are hidden through `_deleted`.
+KINDS_WITH_DELETED_FIELD = {"feature_flags", "cohorts", "insights", "dashboards", "annotations", "actions",
+                            "experiments"}
+N_TEMPLATES = 4096
+UUID_KINDS = {"surveys", "event_definitions", "property_definitions", "early_access_features"}
+KINDS: tuple[str, ...] = (*OBJECT_COUNTS, "group_types", "groups")
+
+EVENT_NAMES = ("$pageview", "$pageview", "$pageview", "$pageview", "$pageview", "$autocapture", "$autocapture",
+               "$pageleave", "$feature_flag_called", "$identify", "signed_up", "purchase",
+               "Checkout Completed", "vidéo_lue", "$rageclick", "$pageview")
+BROWSERS = ("Chrome", "Firefox", "Safari", "Edge", "Samsung Internet", "Mobile Safari")
+PATHS = ("/", "/pricing", "/docs/getting-started", "/blog/über-uns", "/app/insights", "/signup?ref=ad",
+         "/café/menu", "/app/dashboard/12")
+FLAG_KEYS = ("new-onboarding", "beta-dashboard", "pricing-test", "dark-mode", "checkout-v2")
+UNICODE_TEXT = ("Grüße aus Köln", "東京で会いましょう", "naïve café 🚀", "Ωmega — “quoted”", "emoji 🎉🔥")
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+US = timedelta(microseconds=1)
+
+
+def iso_z(dt: datetime | None) -> str | None:
+    """DRF's rendering of a UTC datetime ('...Z', microseconds)."""
+    if dt is None:
+        return None
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _us(dt: datetime) -> int:
+    return (dt - EPOCH) // US
+
+
+@dataclass
+class KeyInfo:
+    """A personal API key: what PostHog's `@current` endpoint reports about it."""
+
+    key: str
+    label: str
+    scopes: list[str]
+    scoped_teams: list[int] | None = None
+    scoped_organizations: list[str] | None = None
+    id: str = ""
+
+
+@dataclass
+class World:
+    """All data served by the fake. Build it with `World.generate`."""
+
+    seed: int
+    now: datetime
+    con: duckdb.DuckDBPyConnection
+    organizations: list[dict[str, Any]]
+    projects: list[dict[str, Any]]
+    user: dict[str, Any]
+    key_info: dict[str, KeyInfo]
+    keys: dict[str, str]
+    objects: dict[str, dict[int, list[dict[str, Any]]]]
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    _person_n: dict[int, int] = field(default_factory=dict)
+    _event_i: int = 0
+    _seq: dict[str, int] = field(default_factory=dict)
+    _pk: int = 0
+
+    # ------------------------------------------------------------------ generation
+    @classmethod
+    def generate(cls, seed: int = 1, events: int = 200_000, now: datetime | None = None) -> World:
+        """Build a deterministic world; `now` anchors every date (default: the real current time)."""
+        anchor = (now or datetime.now(UTC)).astimezone(UTC)
+        rng = random.Random(seed)
+        orgs = []
+        for i, name in enumerate(ORG_NAMES):
+            created = anchor - timedelta(days=900 - 200 * i)
+            orgs.append({
+                "id": str(uuidlib.UUID(int=rng.getrandbits(128), version=4)),
+                "name": name, "slug": name.lower().replace(" ", "-"),
+                "created_at": iso_z(created), "updated_at": iso_z(created + timedelta(days=30)),
+                "membership_level": 15, "plugins_access_level": 9, "is_member_join_email_enabled": True,
+                "customer_id": None, "enforce_2fa": None, "member_count": 3 + i,
+                "available_product_features": [], "is_ai_data_processing_approved": None,
+            })
+        projects = []
+        for team_id, org_i, name, tz, _share in PROJECT_SPECS:
+            projects.append({
+                "id": team_id, "uuid": str(uuidlib.UUID(int=rng.getrandbits(128), version=4)),
+                "organization": orgs[org_i]["id"],
+                "api_token": "phc_" + hashlib.sha256(f"{seed}-token-{team_id}".encode()).hexdigest()[:43],
+                "name": name, "timezone": tz, "is_demo": False, "completed_snippet_onboarding": True,
+                "ingested_event": team_id != 4, "access_control": False, "anonymize_ips": False,
+                "created_at": iso_z(anchor - timedelta(days=400 - 20 * team_id)), "week_start_day": 1,
+                "project_id": team_id, "has_group_types": team_id in GROUP_TYPES,
+                "test_account_filters": [], "data_attributes": ["data-attr"], "primary_dashboard": None,
+            })
+        for org in orgs:
+            org["teams"] = [_project_basic(p) for p in projects if p["organization"] == org["id"]]
+            org["projects"] = [{"id": p["id"], "name": p["name"], "organization_id": org["id"]}
+                               for p in projects if p["organization"] == org["id"]]
+        user = {
+            "id": 1, "uuid": str(uuidlib.UUID(int=rng.getrandbits(128), version=4)),
+            "distinct_id": "user-ada-" + str(seed), "first_name": "Ada", "last_name": "Lovelace",
+            "email": "ada@example.com", "is_email_verified": True, "hedgehog_config": None,
+            "role_at_organization": "engineering",
+        }
+        key_info = _make_keys(seed, orgs)
+        con = duckdb.connect()
+        con.execute("SET TimeZone='UTC'")
+        world = cls(seed=seed, now=anchor, con=con, organizations=orgs, projects=projects, user=user,
+                    key_info={k.key: k for k in key_info.values()},
+                    keys={name: k.key for name, k in key_info.items()}, objects={})
+        world.keys["project_token"] = projects[0]["api_token"]
+        world._generate_data(events, rng)
+        return world
+
+    def _generate_data(self, total_events: int, rng: random.Random) -> None:
+        con = self.con
+        con.execute("""
+            CREATE MACRO uuid_hex(a, b, ver) AS
+              printf('%08x-%04x-%s%03x-%04x-%012x', a >> 32, (a >> 16) & 65535, ver, a & 4095,
+                     ((b >> 48) & 16383) | 32768, b & 281474976710655)
+        """)
+        con.execute("""
+            CREATE TABLE events(team_id INTEGER, uuid VARCHAR, event VARCHAR, distinct_id VARCHAR,
+              person_id VARCHAR, properties VARCHAR, elements_chain VARCHAR, "$session_id" VARCHAR,
+              "$window_id" VARCHAR, timestamp TIMESTAMPTZ, created_at TIMESTAMPTZ)""")
+        con.execute("""
+            CREATE TABLE persons(team_id INTEGER, id VARCHAR, created_at TIMESTAMPTZ, properties VARCHAR,
+              is_identified BOOLEAN, is_deleted BOOLEAN, version BIGINT)""")
+        con.execute("""
+            CREATE TABLE person_distinct_ids(team_id INTEGER, distinct_id VARCHAR, person_id VARCHAR,
+              is_deleted BOOLEAN, version BIGINT)""")
+        # The legacy integer primary key the REST /persons/ endpoint shows as `id`.
+        con.execute("CREATE TABLE person_pks(team_id INTEGER, person_id VARCHAR, pk BIGINT)")
+        # Generation helper: distinct id j of person k, so events can pick a person by (k, j).
+        con.execute("CREATE TABLE _pdi_k(team_id INTEGER, k BIGINT, j BIGINT, distinct_id VARCHAR, "
+                    "person_id VARCHAR)")
+        self._create_templates()
+        hi = _us(self.now)
+        lo = hi - 90 * 86_400_000_000
+        counts = _split(total_events)
+        for team_id, n in counts.items():
+            if n == 0:
+                self._person_n[team_id] = 0
+                continue
+            self._insert_persons(team_id, max(20, n // 25), lo - 5 * 86_400_000_000, lo + 80 * 86_400_000_000)
+            self._insert_events(team_id, n, lo, hi, want_ids=False)
+        if counts:
+            self._place_tie_block(max(counts, key=lambda t: counts[t]))
+        self._generate_objects(rng)
+
+    def _insert_persons(self, team_id: int, n: int, lo: int, hi: int, start: int | None = None) -> list[str]:
+        """Persons k in [start, start+n): some with 2-3 distinct ids, some deleted, a block sharing created_at."""
+        start = self._person_n.get(team_id, 0) if start is None else start
+        s = self.seed
+        self.con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE _new_p AS
+            SELECT k,
+              uuid_hex(hash({s}, {team_id}, k, 11), hash({s}, {team_id}, k, 12), '4') AS id,
+              make_timestamp(CASE WHEN k BETWEEN 100 AND 129 THEN {lo} + ({hi} - {lo}) // 3
+                                  ELSE {lo} + (hash({s}, {team_id}, k, 13) % ({hi} - {lo} + 1))::BIGINT END
+                            )::TIMESTAMPTZ AS created_at,
+              1 + (k % 5 = 0)::INTEGER + (k % 15 = 0)::INTEGER AS n_ids,
+              k % 47 = 46 AS is_deleted,
+              (hash({s}, {team_id}, k, 14) % 4)::BIGINT AS version,
+              k % 3 <> 0 AS is_identified
+            FROM range({start}, {start + n}) r(k)""")
+        self.con.execute(f"""
+            INSERT INTO persons SELECT {team_id}, id, created_at,
+              '{{"email":' || to_json('user' || k || '@example.com') ||
+              ',"name":' || to_json(list_element(['Ada','Grace','Linus','Zoë','Björn','李雷'], (k % 6)::INTEGER + 1)
+                                    || ' ' || k) ||
+              CASE WHEN k % 4 = 0 THEN ',"Plan":"Pro","plan":"free"' ELSE ',"plan":"free"' END ||
+              ',"$initial_browser":' || to_json(list_element({list(BROWSERS)}, (k % 6)::INTEGER + 1)) ||
+              CASE WHEN k % 7 = 0 THEN ',"address":{{"city":"München","zip":"80331"}},"tags":["vip","beta"]'
+                   ELSE '' END || '}}',
+              is_identified, is_deleted, version
+            FROM _new_p""")
+        self.con.execute(f"""
+            INSERT INTO _pdi_k SELECT {team_id}, k, j, {_distinct_id_sql(self.seed, team_id)}, id
+            FROM _new_p, range(3) j(j) WHERE j < n_ids""")
+        self.con.execute(f"""
+            INSERT INTO person_distinct_ids
+            SELECT {team_id}, d.distinct_id, p.id, p.is_deleted, p.version
+            FROM _new_p p JOIN _pdi_k d ON d.team_id = {team_id} AND d.k = p.k""")
+        self.con.execute(f"""
+            INSERT INTO person_pks SELECT {team_id}, id, {self._pk} + k - {start} + 1 FROM _new_p""")
+        self._pk += n
+        ids = [r[0] for r in self.con.execute("SELECT id FROM _new_p ORDER BY k").fetchall()]
+        self._person_n[team_id] = start + n
+        return ids
+
+    def _insert_events(self, team_id: int, n: int, lo: int, hi: int, *, late_by_us: int | None = None,
+                       tie: bool = False, want_ids: bool = True) -> list[str]:
+        """n events with created_at uniform in [lo, hi] (µs since epoch); returns their uuids if wanted."""
+        start, s = self._event_i, self.seed
+        self._event_i += n
+        np_ = max(1, self._person_n.get(team_id, 0))
+        day = 86_400_000_000
+        if tie:
+            created = f"{hi}::BIGINT"
+            ts = f"{hi}::BIGINT"
+        else:
+            created = f"({lo} + (hash(i, {s}, 1) % ({hi} - {lo} + 1))::BIGINT)"
+            if late_by_us is not None:
+                ts = f"(c - {late_by_us})"
+            else:
+                ts = f"""(CASE WHEN h2 % 100 = 0 THEN c - {day} - (hash(i, {s}, 3) % (6 * {day}))::BIGINT
+                               WHEN h2 % 300 = 1 THEN c + (hash(i, {s}, 3) % 2000000)::BIGINT
+                               ELSE c - (hash(i, {s}, 3) % 3000000)::BIGINT END)"""
+        self.con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE _new_e AS
+            WITH b AS (
+              SELECT i, hash(i, {s}, 2) AS h2, hash(i, {s}, 5) AS h5, (hash(i, {s}, 4) % {N_TEMPLATES})::INTEGER AS tid,
+                     (hash(i, {s}, 6) % {np_})::BIGINT AS k, {created} AS c
+              FROM range({start}, {start + n}) r(i)),
+            t AS (SELECT *, {ts} AS tus, (1 + (k % 5 = 0)::INTEGER + (k % 15 = 0)::INTEGER) AS n_ids FROM b),
+            u AS (SELECT t.* EXCLUDE (k), d.person_id, d.distinct_id,
+                   CASE WHEN h5 % 20 <> 0 THEN uuid_hex(hash({s}, {team_id}, t.k, tus // 1800000000), h5, '7')
+                   END AS sid
+                  FROM t JOIN _pdi_k d ON d.team_id = {team_id} AND d.k = t.k AND d.j = (t.h5 % t.n_ids))
+            SELECT {team_id} AS team_id,
+              printf('%08x-%04x-7%03x-%04x-%012x', (tus // 1000) >> 16, (tus // 1000) & 65535, h5 & 4095,
+                     ((h2 >> 2) & 16383) | 32768, hash(i, {s}, 8) & 281474976710655) AS uuid,
+              tp.event, distinct_id, person_id,
+              tp.props || CASE WHEN sid IS NULL THEN '}}' ELSE ',"$session_id":"' || sid || '"}}' END AS properties,
+              tp.elements_chain, sid AS "$session_id", left(sid, 24) || reverse(right(sid, 12)) AS "$window_id",
+              make_timestamp(tus)::TIMESTAMPTZ AS timestamp, make_timestamp(c)::TIMESTAMPTZ AS created_at
+            FROM u JOIN _templates tp ON tp.tid = u.tid""")
+        self.con.execute("INSERT INTO events SELECT * FROM _new_e")
+        if not want_ids:
+            return []
+        return [r[0] for r in self.con.execute("SELECT uuid FROM _new_e").fetchall()]
+
+    def _create_templates(self) -> None:
+        """Event name, properties (without `$session_id` and the closing brace) and elements chain for
+        N_TEMPLATES variants: building JSON once per variant instead of once per event keeps generation fast."""
+        s = self.seed
+        self.con.execute(f"""
+            CREATE TABLE _templates AS
+            WITH v AS (SELECT tid, hash(tid, {s}, 2) AS h2, hash(tid, {s}, 4) AS h4, hash(tid, {s}, 5) AS h5,
+                         list_element({list(EVENT_NAMES)}, (hash(tid, {s}, 9) % {len(EVENT_NAMES)})::INTEGER + 1)
+                           AS event
+                       FROM range({N_TEMPLATES}) r(tid))
+            SELECT tid::INTEGER AS tid, event,
+              '{{"$browser":' || to_json(list_element({list(BROWSERS)}, (h2 % 6)::INTEGER + 1)) ||
+              ',"$current_url":' || to_json('https://example.com' ||
+                                           list_element({list(PATHS)}, (h4 % 8)::INTEGER + 1)) ||
+              ',"$lib":"web","$browser_version":' || (100 + h5 % 30)::VARCHAR ||
+              CASE WHEN event = '$feature_flag_called' THEN
+                ',"$feature_flag":' || to_json(list_element({list(FLAG_KEYS)}, (h5 % 5)::INTEGER + 1)) ||
+                ',"$feature_flag_response":' ||
+                  list_element(['true', 'false', '"control"', '"test"'], (h2 % 4)::INTEGER + 1) ELSE '' END ||
+              CASE WHEN h5 % 10 = 3 THEN ',"Plan":"Pro","plan":"free"' ELSE '' END ||
+              CASE WHEN h4 % 9 = 2 THEN ',"title":' ||
+                to_json(list_element({list(UNICODE_TEXT)}, (h2 % 5)::INTEGER + 1)) ELSE '' END ||
+              CASE WHEN event IN ('purchase', 'Checkout Completed') THEN
+                ',"cart":{{"items":[{{"sku":"A-' || (h5 % 50)::VARCHAR || '","qty":' || (1 + h4 % 3)::VARCHAR ||
+                '}}],"total":' || ((h5 % 10000) / 100.0)::VARCHAR || ',"currency":"EUR"}},"tags":["sale","q' ||
+                (1 + h2 % 4)::VARCHAR || '"]' ELSE '' END ||
+              CASE WHEN h2 % 17 = 5 THEN ',"empty":null,"nested":{{"a":{{"b":[1,2,{{"c":"d"}}]}}}}' ELSE '' END
+                AS props,
+              CASE WHEN event IN ('$autocapture', '$rageclick') THEN
+                'button.btn.btn-primary:attr__class="btn btn-primary"nth-child="1"nth-of-type="1"text="' ||
+                list_element(['Sign up', 'Kaufen', 'Get started'], (h5 % 3)::INTEGER + 1) ||
+                '";form.signup:attr__id="signup"nth-child="2"nth-of-type="1";body:nth-child="1"'
+                ELSE '' END AS elements_chain
+            FROM v""")
+
+    def _place_tie_block(self, team_id: int, size: int = 200) -> None:
+        """Add `size` events sharing one timestamp and created_at, straddling row 50,000 in (created_at, uuid)
+        order (row n/2 for smaller projects) and a 1000-row page boundary in timestamp order."""
+        n = self.con.execute("SELECT count(*) FROM events WHERE team_id = ?", [team_id]).fetchone()[0]
+        target = 50_000 if n > 50_000 + size else n // 2
+        t_us = self.con.execute(
+            "SELECT epoch_us(created_at) FROM events WHERE team_id = ? ORDER BY created_at, uuid "
+            "LIMIT 1 OFFSET ?", [team_id, target - size // 2]).fetchone()[0]
+        t = make_dt(t_us)
+        before_ts = self.con.execute("SELECT count(*) FROM events WHERE team_id = ? AND timestamp < ?",
+                                     [team_id, t]).fetchone()[0]
+        # Late arrivals (old timestamp, ingested after t) shift the block to the wanted timestamp rank.
+        wanted = before_ts + (1000 - size // 2 - before_ts % 1000) % 1000
+        if wanted - before_ts > 0:
+            hi = _us(self.now)
+            self._insert_events(team_id, wanted - before_ts, t_us + 1, hi, late_by_us=None)
+            self.con.execute("""
+                UPDATE events SET timestamp =
+                  make_timestamp(? - 86400000000 - epoch_us(created_at) % 86400000000)::TIMESTAMPTZ
+                WHERE uuid IN (SELECT uuid FROM _new_e)""", [t_us])
+            self.con.execute("""UPDATE events e SET uuid = printf('%08x-%04x', epoch_ms(e.timestamp) >> 16,
+                                  epoch_ms(e.timestamp) & 65535) || e.uuid[14:]
+                                WHERE uuid IN (SELECT uuid FROM _new_e)""")
+        self._insert_events(team_id, size, t_us, t_us, tie=True)
+
+    # ------------------------------------------------------------------ metadata objects
+    def _generate_objects(self, rng: random.Random) -> None:
+        self.objects = {kind: {p["id"]: [] for p in self.projects} for kind in KINDS}
+        for kind, per_team in OBJECT_COUNTS.items():
+            for team_id, n in per_team.items():
+                total = n + max(1, n // 12)
+                rows = [self._make_object(kind, team_id, rng, i) for i in range(total)]
+                for row in rng.sample(rows, total - n):
+                    _mark_deleted(kind, row)
+                self.objects[kind][team_id] = rows
+        # A few archived flags and internal survey flags: hidden from the default flag list.
+        for i, flag in enumerate(self.objects["feature_flags"][1][:12]):
+            if flag["deleted"]:
+                continue
+            if i % 2:
+                flag["active"], flag["_archived"] = False, True
+            else:
+                flag["key"], flag["_internal"] = f"survey-targeting-{flag['id']}", True
+        # Organisation-wide annotations: shown in every project of the organisation.
+        for team_id, n in ((1, 25), (2, 2), (3, 2)):
+            for row in self.objects["annotations"][team_id][:n]:
+                row["scope"] = "organization"
+        for team_id, names in GROUP_TYPES.items():
+            for idx, name in enumerate(names):
+                self.objects["group_types"][team_id].append({
+                    "group_type": name, "group_type_index": idx, "name_singular": None, "name_plural": None,
+                    "detail_dashboard": None, "default_columns": None,
+                    "created_at": iso_z(self.now - timedelta(days=300 - idx)),
+                })
+        for (team_id, idx), n in GROUP_COUNTS.items():
+            for i in range(n):
+                self.objects["groups"][team_id].append(self._make_group(team_id, idx, rng, i))
+
+    def _next_id(self, kind: str, rng: random.Random) -> int | str:
+        if kind in UUID_KINDS:
+            return str(uuidlib.UUID(int=rng.getrandbits(128), version=4))
+        self._seq[kind] = self._seq.get(kind, 0) + 1
+        return self._seq[kind]
+
+    def _make_group(self, team_id: int, idx: int, rng: random.Random, i: int) -> dict[str, Any]:
+        created = self.now - timedelta(days=200) + timedelta(seconds=rng.randint(0, 190 * 86400))
+        if i % 40 == 7:  # a few groups share created_at exactly: the cursor must still not skip them
+            created = self.now - timedelta(days=100)
+        return {"group_type_index": idx, "group_key": f"{'org' if idx == 0 else 'co'}:{team_id}:{i:04d}",
+                "group_properties": {"name": f"Group {i} — Ünïcode", "industry": rng.choice(["saas", "retail"]),
+                                     "employees": rng.randint(1, 5000)},
+                "created_at": iso_z(created)}
+
+    def _make_object(self, kind: str, team_id: int, rng: random.Random, i: int) -> dict[str, Any]:
+        """One row shaped like PostHog's serializer for `kind` (posthog-api.md, "Key object fields")."""
+        now = self.now
+        created = now - timedelta(days=400) + timedelta(microseconds=rng.randint(0, 395 * 86_400_000_000))
+        updated = min(now, created + timedelta(seconds=rng.randint(0, 60 * 86400)))
+        obj_id = self._next_id(kind, rng)
+        user = self.user
+        if kind == "feature_flags":
+            key = f"{rng.choice(FLAG_KEYS)}-{obj_id}"
+            rollout = rng.choice([None, 10, 50, 100])
+            return {"id": obj_id, "name": f"Flag {obj_id}: {rng.choice(UNICODE_TEXT)}", "key": key,
+                    "filters": {"groups": [{"properties": [], "rollout_percentage": rollout}],
+                                "multivariate": None, "payloads": {}},
+                    "deleted": False, "active": rng.random() > 0.2, "created_by": user, "created_at": iso_z(created),
+                    "updated_at": iso_z(updated), "version": rng.randint(1, 9), "last_modified_by": user,
+                    "rollout_percentage": rollout, "tags": [], "evaluation_tags": [], "status": "ACTIVE",
+                    "evaluation_runtime": "all", "last_called_at": iso_z(updated), "ensure_experience_continuity":
+                    False, "is_remote_configuration": False, "has_encrypted_payloads": False, "team_id": team_id}
+        if kind == "cohorts":
+            static = i % 9 == 0
+            return {"id": obj_id, "name": f"Cohort {obj_id}", "description": rng.choice(["", "Power users 🚀"]),
+                    "groups": [], "deleted": False, "is_calculating": False, "created_by": user,
+                    "filters": {"properties": {"type": "OR", "values": [{"type": "AND", "values": [
+                        {"key": "plan", "type": "person", "value": ["Pro"], "operator": "exact"}]}]}},
+                    "query": None, "created_at": iso_z(created), "last_calculation": iso_z(updated),
+                    "errors_calculating": 0, "count": rng.randint(0, 5000), "is_static": static,
+                    "cohort_type": "static" if static else "person_property", "experiment_set": []}
+        if kind == "insights":
+            series = [{"label": "$pageview", "count": 0, "data": [rng.randint(0, 999) for _ in range(30)],
+                       "days": [(now - timedelta(days=30 - d)).strftime("%Y-%m-%d") for d in range(30)]}]
+            query = {"kind": "InsightVizNode", "source": {
+                "kind": "TrendsQuery", "series": [{"kind": "EventsNode", "event": "$pageview", "math": "total"}],
+                "dateRange": {"date_from": "-30d"}, "interval": "day"}}
+            return {"id": obj_id, "short_id": hashlib.md5(f"{self.seed}-{obj_id}".encode()).hexdigest()[:8],
+                    "name": rng.choice([None, f"Insight {obj_id}", f"Pageviews — {rng.choice(UNICODE_TEXT)}"]),
+                    "derived_name": f"Pageview count {obj_id}", "query": query, "order": rng.choice([None, i]),
+                    "deleted": False, "dashboards": [], "dashboard_tiles": [], "last_refresh": iso_z(updated),
+                    "cache_target_age": None, "next_allowed_client_refresh": None, "result": series,
+                    "hasMore": False, "columns": None, "created_at": iso_z(created), "created_by": user,
+                    "description": "", "updated_at": iso_z(updated), "tags": [], "favorited": i % 11 == 0,
+                    "last_modified_at": iso_z(updated), "last_modified_by": user, "is_sample": False,
+                    "effective_restriction_level": 21, "effective_privilege_level": 37, "timezone":
+                    self.project(team_id)["timezone"], "is_cached": True, "saved": True,
+                    "last_viewed_at": None, "types": [["date", "Date"]], "hogql": "SELECT count() FROM events"}
+        if kind == "dashboards":
+            return {"id": obj_id, "name": f"Dashboard {obj_id}", "description": "", "pinned": i % 5 == 0,
+                    "created_at": iso_z(created), "created_by": user, "last_accessed_at": iso_z(updated),
+                    "last_viewed_at": iso_z(updated), "is_shared": False, "deleted": False,
+                    "creation_mode": "default", "tags": [], "restriction_level": 21,
+                    "effective_restriction_level": 21, "effective_privilege_level": 37,
+                    "user_access_level": "editor", "access_control_version": "v2", "last_refresh": None,
+                    "team_id": team_id}
+        if kind == "annotations":
+            marker = now - timedelta(days=i % 365, seconds=rng.randint(0, 86399))
+            return {"id": obj_id, "content": f"Release {i}: {rng.choice(UNICODE_TEXT)}",
+                    "date_marker": iso_z(marker), "creation_type": rng.choice(["USR", "GIT"]),
+                    "dashboard_item": None, "dashboard_id": None, "dashboard_name": None, "insight_short_id": None,
+                    "insight_name": None, "insight_derived_name": None, "created_by": user,
+                    "created_at": iso_z(created), "updated_at": iso_z(updated), "deleted": False,
+                    "scope": "project", "emoji": rng.choice([None, "🚀"]), "hidden_in_user_interface": False,
+                    "_team_id": team_id}
+        if kind == "actions":
+            return {"id": obj_id, "name": f"Action {obj_id}", "description": "", "tags": [],
+                    "post_to_slack": False, "slack_message_format": "",
+                    "steps": [{"event": "$autocapture", "selector": "button.btn", "text": "Sign up",
+                               "text_matching": "exact", "href": None, "url": None, "url_matching": "contains",
+                               "properties": []}],
+                    "created_at": iso_z(created), "created_by": user, "deleted": False, "is_calculating": False,
+                    "last_calculated_at": iso_z(updated), "team_id": team_id, "is_action": True,
+                    "bytecode_error": None, "pinned_at": None, "creation_context": None}
+        if kind == "experiments":
+            return {"id": obj_id, "name": f"Experiment {obj_id}", "description": "",
+                    "start_date": iso_z(created + timedelta(days=1)), "end_date": None,
+                    "feature_flag_key": f"exp-{obj_id}", "feature_flag": None, "holdout": None,
+                    "exposure_cohort": None, "parameters": {"feature_flag_variants": [
+                        {"key": "control", "rollout_percentage": 50}, {"key": "test", "rollout_percentage": 50}]},
+                    "secondary_metrics": [], "saved_metrics": [], "filters": {}, "archived": False,
+                    "deleted": False, "created_by": user, "created_at": iso_z(created),
+                    "updated_at": iso_z(updated), "type": "product", "metrics": [], "metrics_secondary": [],
+                    "stats_config": None, "conclusion": None, "conclusion_comment": None}
+        if kind == "surveys":
+            return {"id": obj_id, "name": f"Survey {i}", "description": "", "type": "popover",
+                    "questions": [{"type": "open", "question": "What could we improve? — Qu'améliorer ?",
+                                   "id": str(uuidlib.UUID(int=rng.getrandbits(128), version=4))}],
+                    "linked_flag": None, "targeting_flag": None, "internal_targeting_flag": None,
+                    "conditions": None, "appearance": None, "created_at": iso_z(created), "created_by": user,
+                    "start_date": iso_z(created), "end_date": None, "archived": False, "responses_limit": None,
+                    "iteration_count": None, "iteration_frequency_days": None, "schedule": "once"}
+        if kind == "event_definitions":
+            name = EVENT_NAMES[i] if i < len(EVENT_NAMES) and EVENT_NAMES[i] not in EVENT_NAMES[:i] \
+                else f"custom_event_{i}"
+            return {"id": obj_id, "name": name, "owner": None, "description": None, "tags": [],
+                    "created_at": iso_z(created), "updated_at": iso_z(updated), "updated_by": None,
+                    "last_seen_at": iso_z(now - timedelta(days=rng.randint(0, 40), seconds=rng.randint(0, 86399))),
+                    "last_updated_at": iso_z(updated), "verified": False, "verified_at": None, "verified_by": None,
+                    "is_action": False, "post_to_slack": False, "default_columns": [], "hidden": False}
+        if kind == "property_definitions":
+            return {"id": obj_id, "name": ("$browser", "$current_url", "Plan", "plan", "title")[i] if i < 5
+                    else f"prop_{i:03d}", "is_numerical": i % 6 == 0, "property_type":
+                    "Numeric" if i % 6 == 0 else "String", "tags": [], "is_seen_on_filtered_events": None,
+                    "type": 1, "description": None, "verified": False, "hidden": False}
+        if kind == "early_access_features":
+            return {"id": obj_id, "feature_flag": None, "name": f"Early feature {i}", "description": "✨",
+                    "stage": rng.choice(["concept", "beta", "alpha"]), "documentation_url": "",
+                    "created_at": iso_z(created), "payload": {}}
+        if kind == "session_recordings":
+            start = now - timedelta(days=rng.randint(0, 29), seconds=rng.randint(0, 86399))
+            duration = rng.randint(5, 3600)
+            return {"id": _uuid7(_us(start) // 1000, rng),
+                    "distinct_id": f"user{rng.randint(0, 999)}@example.com", "viewed": False, "viewers": [],
+                    "recording_duration": duration, "active_seconds": duration // 2, "inactive_seconds":
+                    duration - duration // 2, "start_time": iso_z(start),
+                    "end_time": iso_z(start + timedelta(seconds=duration)), "click_count": rng.randint(0, 90),
+                    "keypress_count": rng.randint(0, 90), "mouse_activity_count": rng.randint(0, 900),
+                    "console_log_count": 0, "console_warn_count": 0, "console_error_count": rng.randint(0, 3),
+                    "start_url": "https://example.com" + rng.choice(PATHS), "person": None,
+                    "storage": "object_storage", "retention_period_days": 30,
+                    "expiry_time": iso_z(start + timedelta(days=30)), "recording_ttl": 30, "snapshot_source":
+                    "web", "ongoing": False, "activity_score": round(rng.random() * 100, 2)}
+        raise KeyError(kind)
+
+    # ------------------------------------------------------------------ lookups
+    @property
+    def current_organization(self) -> str:
+        """The user's current organisation (what /api/projects/ lists)."""
+        return self.organizations[0]["id"]
+
+    @property
+    def current_team(self) -> int:
+        """The user's current project (what `@current` resolves to)."""
+        return self.projects[0]["id"]
+
+    def project(self, team_id: int) -> dict[str, Any] | None:
+        return next((p for p in self.projects if p["id"] == team_id), None)
+
+    def timezone(self, team_id: int) -> str:
+        project = self.project(team_id)
+        return project["timezone"] if project else "UTC"
+
+    def organization(self, org_id: str) -> dict[str, Any] | None:
+        return next((o for o in self.organizations if o["id"] == org_id), None)
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A DuckDB cursor for the calling thread (connections are not shared between threads)."""
+        return self.con.cursor()
+
+    def projects_for_key(self, key: str) -> list[int]:
+        """Project ids the key may read (its scoped teams or organisations, else every project)."""
+        info = self.key_info.get(key)
+        if info is None:
+            return []
+        ids = [p["id"] for p in self.projects
+               if info.scoped_organizations is None or p["organization"] in info.scoped_organizations]
+        if info.scoped_teams is not None:
+            ids = [i for i in ids if i in info.scoped_teams]
+        return ids
+
+    def visible_objects(self, kind: str, team_id: int) -> list[dict[str, Any]]:
+        """What the API list returns for `kind` (deleted, archived and internal rows hidden; organisation-
+        scoped annotations of sibling projects added), without internal fields, in storage order."""
+        with self.lock:
+            if kind == "annotations":
+                org = (self.project(team_id) or {}).get("organization")
+                siblings = [p["id"] for p in self.projects if p["organization"] == org and p["id"] != team_id]
+                rows = list(self.objects[kind].get(team_id, []))
+                rows += [r for t in siblings for r in self.objects[kind].get(t, []) if r["scope"] == "organization"]
+            else:
+                rows = self.objects[kind].get(team_id, [])
+            return [public(r) for r in rows if not (r.get("deleted") or r.get("_deleted") or r.get("_archived")
+                                                     or r.get("_internal"))]
+
+    def archived_flags(self, team_id: int) -> list[dict[str, Any]]:
+        with self.lock:
+            return [public(r) for r in self.objects["feature_flags"].get(team_id, [])
+                    if r.get("_archived") and not r.get("deleted")]
+
+    # ------------------------------------------------------------------ ground truth
+    def truth_events(self, team_id: int, as_dicts: bool = False) -> pa.Table | list[dict[str, Any]]:
+        """Every event of the team: an Arrow table (properties as JSON text), or dicts with parsed properties."""
+        table = self.cursor().execute("""
+            SELECT uuid, event, distinct_id, person_id, timestamp, created_at, properties, elements_chain,
+                   "$session_id" AS session_id
+            FROM events WHERE team_id = ? ORDER BY created_at, uuid""", [team_id]).to_arrow_table()
+        if not as_dicts:
+            return table
+        rows = table.to_pylist()
+        for row in rows:
+            row["properties"] = orjson.loads(row["properties"])
+        return rows
+
+    def truth_persons(self, team_id: int, include_deleted: bool = False) -> list[dict[str, Any]]:
+        rows = self.cursor().execute(f"""
+            SELECT id, created_at, properties, is_identified, is_deleted, version FROM persons
+            WHERE team_id = ? {'' if include_deleted else 'AND NOT is_deleted'} ORDER BY created_at, id""",
+                                     [team_id]).fetchall()
+        return [{"id": r[0], "created_at": r[1], "properties": orjson.loads(r[2]), "is_identified": r[3],
+                 "is_deleted": r[4], "version": r[5]} for r in rows]
+
+    def truth_distinct_ids(self, team_id: int) -> list[dict[str, Any]]:
+        rows = self.cursor().execute("""
+            SELECT distinct_id, person_id, version FROM person_distinct_ids
+            WHERE team_id = ? AND NOT is_deleted ORDER BY distinct_id""", [team_id]).fetchall()
+        return [{"distinct_id": r[0], "person_id": r[1], "version": r[2]} for r in rows]
+
+    def stats(self) -> dict[str, dict[str, int]]:
+        """Row counts per table per project (visible rows for metadata kinds)."""
+        out: dict[str, dict[str, int]] = {}
+        cur = self.cursor()
+        for table, where in (("events", ""), ("persons", "WHERE NOT is_deleted"),
+                             ("person_distinct_ids", "WHERE NOT is_deleted")):
+            counts = dict(cur.execute(f"SELECT team_id, count(*) FROM {table} {where} GROUP BY 1").fetchall())
+            out[table] = {str(p["id"]): counts.get(p["id"], 0) for p in self.projects}
+        for kind in KINDS:
+            out[kind] = {str(p["id"]): len(self.visible_objects(kind, p["id"])) for p in self.projects}
+        return out
+
+    # ------------------------------------------------------------------ mutations (tests only)
+    def add_events(self, team_id: int, n: int, *, created_at: datetime | None = None,
+                   late_by: timedelta | float | None = None, tie: bool = False) -> list[str]:
+        """Insert n new events ingested at `created_at` (default: now, after every existing row).
+        `late_by` gives them a timestamp that much older (late arrivals); `tie` makes them share one
+        timestamp and created_at. Returns their uuids."""
+        with self.lock:
+            cur_max = self.con.execute("SELECT max(epoch_us(created_at)) FROM events").fetchone()[0] or 0
+            hi = _us(created_at.astimezone(UTC)) if created_at else max(_us(datetime.now(UTC)), cur_max + 1)
+            if self._person_n.get(team_id, 0) == 0:
+                self._insert_persons(team_id, 5, hi - 86_400_000_000, hi)
+            late_us = None
+            if late_by is not None:
+                late_us = int((late_by.total_seconds() if isinstance(late_by, timedelta) else late_by) * 1e6)
+            lo = hi if (tie or created_at is not None) else hi - 1_000_000
+            return self._insert_events(team_id, n, lo, hi, late_by_us=late_us, tie=tie)
+
+    def add_persons(self, team_id: int, n: int, *, created_at: datetime | None = None) -> list[str]:
+        """Insert n persons created at `created_at` (default now); returns their ids."""
+        with self.lock:
+            hi = _us((created_at or datetime.now(UTC)).astimezone(UTC))
+            return self._insert_persons(team_id, n, hi, hi)
+
+    def update_person_properties(self, team_id: int, person_id: str, props: dict[str, Any]) -> int:
+        """Merge `props` into the person's properties and bump its version; returns the new version."""
+        with self.lock:
+            row = self.con.execute("SELECT properties, version FROM persons WHERE team_id = ? AND id = ?",
+                                   [team_id, person_id]).fetchone()
+            if row is None:
+                raise KeyError(person_id)
+            merged = {**orjson.loads(row[0]), **props}
+            self.con.execute("UPDATE persons SET properties = ?, version = version + 1 WHERE team_id = ? AND id = ?",
+                             [orjson.dumps(merged).decode(), team_id, person_id])
+            return row[1] + 1
+
+    def delete_person(self, team_id: int, person_id: str) -> None:
+        """Mark the person and its distinct ids deleted (a new version, as PostHog does)."""
+        with self.lock:
+            for table, col in (("persons", "id"), ("person_distinct_ids", "person_id")):
+                self.con.execute(f"UPDATE {table} SET is_deleted = true, version = version + 1 "
+                                 f"WHERE team_id = ? AND {col} = ?", [team_id, person_id])
+
+    def _find(self, kind: str, team_id: int, obj_id: Any) -> dict[str, Any]:
+        key = "group_key" if kind == "groups" else "group_type_index" if kind == "group_types" else "id"
+        for row in self.objects[kind][team_id]:
+            if str(row[key]) == str(obj_id):
+                return row
+        raise KeyError(f"{kind} {obj_id} not found in project {team_id}")
+
+    def edit_object(self, kind: str, team_id: int, obj_id: Any, **changes: Any) -> dict[str, Any]:
+        """Change fields of an object; bumps its modification timestamps like PostHog does."""
+        with self.lock:
+            row = self._find(kind, team_id, obj_id)
+            stamp = iso_z(datetime.now(UTC))
+            for f in ("updated_at", "last_modified_at"):
+                if f in row:
+                    row[f] = stamp
+            row.update(changes)
+            return public(row)
+
+    def delete_object(self, kind: str, team_id: int, obj_id: Any) -> None:
+        """Soft delete: the row stays stored but leaves every list."""
+        with self.lock:
+            _mark_deleted(kind, self._find(kind, team_id, obj_id))
+
+    def add_object(self, kind: str, team_id: int, **fields: Any) -> dict[str, Any]:
+        """Create an object of `kind` with default fields (created now) overridden by `fields`."""
+        with self.lock:
+            rng = random.Random(f"{self.seed}-{kind}-{team_id}-{len(self.objects[kind][team_id])}")
+            if kind == "groups":
+                row = self._make_group(team_id, fields.get("group_type_index", 0), rng,
+                                       len(self.objects[kind][team_id]))
+            elif kind == "group_types":
+                row = {"group_type": "project", "group_type_index": len(self.objects[kind][team_id]),
+                       "name_singular": None, "name_plural": None, "detail_dashboard": None,
+                       "default_columns": None}
+            else:
+                row = self._make_object(kind, team_id, rng, len(self.objects[kind][team_id]))
+            stamp = iso_z(datetime.now(UTC))
+            for f in ("created_at", "updated_at", "last_modified_at", "start_time"):
+                if f in row:
+                    row[f] = stamp
+            row.update(fields)
+            self.objects[kind][team_id].append(row)
+            return public(row)
+
+
+_DISTINCT_ID_SQL = """CASE j WHEN 0 THEN uuid_hex(hash({s}, {t}, k, 21), hash({s}, {t}, k, 22), '4')
+                             WHEN 1 THEN 'user' || k || '@example.com' ELSE 'ユーザー_' || k END"""
+
+
+def _distinct_id_sql(seed: int, team_id: int) -> str:
+    """Distinct id j of person k: an anonymous device uuid, an e-mail, or a unicode id."""
+    return _DISTINCT_ID_SQL.format(s=seed, t=team_id)
+
+
+def _uuid7(ms: int, rng: random.Random) -> str:
+    """A UUIDv7 string (time-ordered, like PostHog's session and event ids)."""
+    value = (ms << 80) | (0x7 << 76) | (rng.getrandbits(12) << 64) | (0b10 << 62) | rng.getrandbits(62)
+    return str(uuidlib.UUID(int=value))
+
+
+def make_dt(us: int) -> datetime:
+    return EPOCH + timedelta(microseconds=us)
+
+
+def public(row: dict[str, Any]) -> dict[str, Any]:
+    """A copy of the row without internal (`_`-prefixed) fields."""
+    return {k: copy.deepcopy(v) if isinstance(v, dict | list) else v for k, v in row.items()
+            if not k.startswith("_")}
+
+
+def _mark_deleted(kind: str, row: dict[str, Any]) -> None:
+    if kind in KINDS_WITH_DELETED_FIELD:
+        row["deleted"] = True
+    else:
+        row["_deleted"] = True
+
+
+def _split(total: int) -> dict[int, int]:
+    counts = {spec[0]: int(total * spec[4]) for spec in PROJECT_SPECS}
+    biggest = max(counts, key=lambda t: counts[t])
+    counts[biggest] += total - sum(counts.values())
+    return counts
+
+
+def _project_basic(p: dict[str, Any]) -> dict[str, Any]:
+    return {k: p[k] for k in ("id", "uuid", "organization", "api_token", "name", "timezone", "is_demo",
+                              "completed_snippet_onboarding", "ingested_event", "project_id")}
+
+
+def _make_keys(seed: int, orgs: Iterable[dict[str, Any]]) -> dict[str, KeyInfo]:
+    """Keys derived from the seed at run time, so none is ever committed."""
+    org_ids = [o["id"] for o in orgs]
+
+    def key(name: str) -> str:
+        return "phx_" + hashlib.sha256(f"fake-posthog-{seed}-{name}".encode()).hexdigest()[:40]
+
+    every_read = [f"{o}:read" for o in ("person", "cohort", "feature_flag", "insight", "dashboard", "annotation",
+                                         "action", "experiment", "survey", "event_definition",
+                                         "property_definition", "session_recording", "early_access_feature",
+                                         "group", "notebook", "batch_export", "organization",
+                                         "organization_member", "project", "query", "user")]
+    specs = {
+        "full": KeyInfo(key("full"), "full access", ["*"]),
+        "limited": KeyInfo(key("limited"), "no flags, no recordings",
+                           [s for s in every_read if s not in ("feature_flag:read", "session_recording:read")]),
+        "scoped": KeyInfo(key("scoped"), "first project only", ["*"], scoped_teams=[PROJECT_SPECS[0][0]]),
+        "no_query": KeyInfo(key("no_query"), "everything but query", [s for s in every_read if s != "query:read"]),
+        "org_scoped": KeyInfo(key("org_scoped"), "second organisation only", ["*"],
+                              scoped_organizations=[org_ids[1]]),
+    }
+    for i, info in enumerate(specs.values()):
+        info.id = str(uuidlib.UUID(int=seed * 1000 + i + 1, version=4))
+    return specs

@@ -1,0 +1,1 @@
+"""Runnable pipelines and the `posthog-pipeline` command line."""

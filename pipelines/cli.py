@@ -1,0 +1,220 @@
+"""`posthog-pipeline`: run, backfill, check, demo and report from the command line.
+
+Exit codes: 0 success; 2 bad input or configuration; 3 authentication or permission; 1 anything else.
+An error is one line on stderr (a traceback only with --debug), and the API key is never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import dlt
+
+from pipelines.runner import DEFAULT_DATASET, DEFAULT_PIPELINE_NAME, RunOptions, run
+from posthog_source import ALL_TABLES, build_client
+from posthog_source.catalogue import ENDPOINTS
+from posthog_source.config import parse_instant, parse_project_ids
+from posthog_source.errors import ConfigurationError, PostHogSourceError
+from posthog_source.projects import discover_projects
+
+EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_AUTH = 0, 1, 2, 3
+_KEY_PATTERN = re.compile(r"(ph[xcs]_)[A-Za-z0-9_\-]{6,}")
+
+log = logging.getLogger("posthog_source")
+
+
+def scrub(text: str) -> str:
+    """Last line of defence: whatever we print, a PostHog key in it is masked."""
+    return _KEY_PATTERN.sub(r"\1***", text)
+
+
+class _ScrubbingFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return scrub(super().format(record))
+
+
+def setup_logging(debug: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_ScrubbingFormatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+    for name in ("posthog_source", "pipelines"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(logging.DEBUG if debug else logging.INFO)
+        logger.propagate = False
+
+
+# -- commands --------------------------------------------------------------------------------------
+def _source_args(args: argparse.Namespace) -> dict[str, Any]:
+    """Only what was given on the command line; the rest comes from dlt config (toml / env)."""
+    source_args: dict[str, Any] = {}
+    if getattr(args, "projects", None):
+        source_args["project_ids"] = parse_project_ids(args.projects)
+    for name in ("start_date", "end_date"):
+        value = getattr(args, name, None)
+        if value:
+            parse_instant(value, name)  # fail early with a clear message
+            source_args[name] = value
+    if getattr(args, "full_refresh", False):
+        source_args["full_refresh"] = True
+    if getattr(args, "workers", None):
+        source_args["workers"] = args.workers
+    return source_args
+
+
+def _run_options(args: argparse.Namespace) -> RunOptions:
+    resources = [r.strip() for r in args.resources.split(",") if r.strip()] if args.resources else None
+    return RunOptions(
+        resources=resources,
+        pipeline_name=args.pipeline_name,
+        destination=args.destination,
+        dataset_name=args.dataset_name,
+        source_args=_source_args(args),
+        progress=dlt.progress.log(10, logger=sys.stderr, dump_system_stats=False) if args.progress else
+        RunOptions().progress,
+    )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    result = run(_run_options(args))
+    print_row_counts(result.rows_extracted, "rows loaded this run")
+    return EXIT_OK
+
+
+def print_row_counts(counts: dict[str, int], title: str) -> None:
+    print(title + ":")
+    if not counts:
+        print("  (nothing new)")
+    width = max((len(t) for t in counts), default=0)
+    for table in sorted(counts):
+        print(f"  {table:<{width}}  {counts[table]:>10,}")
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Verifies host, key, scopes and projects without loading anything."""
+    api_key = dlt.secrets.get("sources.posthog.api_key")
+    host = dlt.config.get("sources.posthog.host") or "us"
+    client = build_client(api_key, host)
+    key_info = client.get("/api/personal_api_keys/@current/", what="the API key's details")
+    projects = discover_projects(client, parse_project_ids(args.projects or dlt.config.get("sources.posthog.project_ids")))
+    scopes = set(key_info.get("scopes") or ["*"])
+    print(f"host: {client.base_url}")
+    print(f"key: '{key_info.get('label', '')}' with scopes {', '.join(sorted(scopes))}")
+    print(f"projects ({len(projects)}):")
+    for project, _ in projects:
+        print(f"  {project.id}  {project.name}  (time zone {project.timezone})")
+    needed = {e.table: e.scope for e in ENDPOINTS} | {t: "query" for t in ("events", "persons",
+                                                                           "person_distinct_ids")}
+    missing = {t: s for t, s in needed.items() if not _scope_allows(scopes, s)}
+    readable = [t for t in ALL_TABLES if t not in missing]
+    print(f"readable: {', '.join(readable)}")
+    for table, scope in sorted(missing.items()):
+        print(f"not readable: {table} (add the scope '{scope}:read' to the key)")
+    return EXIT_OK
+
+
+def _scope_allows(scopes: set[str], scope_object: str) -> bool:
+    return "*" in scopes or f"{scope_object}:read" in scopes or f"{scope_object}:write" in scopes
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from pipelines.demo import run_demo
+
+    return run_demo(args.duckdb, events=args.events, seed=args.seed)
+
+
+# -- errors ----------------------------------------------------------------------------------------
+def explain(exc: BaseException) -> tuple[int, str]:
+    """Exit code and one line for any failure, looking through the wrappers dlt puts around errors."""
+    seen: set[int] = set()
+    chain: list[BaseException] = []
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        current = todo.pop(0)
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        chain.append(current)
+        todo.extend([getattr(current, "exception", None), current.__cause__, current.__context__])
+    for error in chain:
+        if isinstance(error, PostHogSourceError):
+            return error.exit_code, str(error)
+    for error in chain:
+        name = type(error).__name__
+        text = str(error)
+        if name == "ConfigFieldMissingException":
+            return EXIT_BAD_INPUT, ("the PostHog API key is not configured; set SOURCES__POSTHOG__API_KEY or "
+                                    "api_key under [sources.posthog] in .dlt/secrets.toml" if "api_key" in text
+                                    else f"missing configuration: {text.splitlines()[0]}")
+        if "TomlDecodeError" in name or "TOMLKitError" in name or "ParseError" in name and "toml" in repr(error).lower():
+            return EXIT_BAD_INPUT, f"a .dlt config file has a syntax error ({text.splitlines()[0]}); fix it"
+        if "Could not set lock" in text or "Conflicting lock" in text:
+            return EXIT_BAD_INPUT, ("the DuckDB file is in use by another process; close it (or wait for the "
+                                    "other run) and try again")
+        if "read-only" in text.lower() or "Permission denied" in text or "readonly" in text.lower():
+            return EXIT_BAD_INPUT, f"cannot write to the destination ({text.splitlines()[0]}); check the path"
+        if name == "ConnectionError" or name.endswith("ConnectionError"):
+            return EXIT_BAD_INPUT, "cannot reach the PostHog host; check host (us, eu or your URL) and the network"
+    first = chain[-1] if chain else exc
+    return EXIT_ERROR, f"{type(first).__name__}: {str(first).splitlines()[0] if str(first) else ''} (rerun with --debug)"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="posthog-pipeline", description="Load PostHog into a warehouse with dlt.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def common(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--resources", help=f"comma list of tables to load (default all): {', '.join(ALL_TABLES)}")
+        sub.add_argument("--projects", help="comma list of project ids (default: every project the key reads)")
+        sub.add_argument("--destination", default="duckdb", help="any dlt destination (default duckdb)")
+        sub.add_argument("--dataset-name", default=DEFAULT_DATASET)
+        sub.add_argument("--pipeline-name", default=DEFAULT_PIPELINE_NAME)
+        sub.add_argument("--workers", type=int, help="parallel HogQL walks (default 4, within PostHog's limits)")
+        sub.add_argument("--progress", action="store_true", help="log dlt progress every 10 s")
+
+    run_parser = commands.add_parser("run", help="incremental run of every (or the chosen) table")
+    common(run_parser)
+    run_parser.add_argument("--start-date", help="first run's lower bound for events (ISO date)")
+    run_parser.add_argument("--end-date", help="upper bound: makes the run a stateless window")
+    run_parser.add_argument("--full-refresh", action="store_true",
+                            help="re-read events from start_date and all persons (merge, nothing dropped)")
+    run_parser.set_defaults(handler=cmd_run)
+
+    check_parser = commands.add_parser("check", help="verify host, key, scopes and projects")
+    check_parser.add_argument("--projects")
+    check_parser.set_defaults(handler=cmd_check)
+
+    demo_parser = commands.add_parser("demo", help="everything against the bundled local PostHog, no credentials")
+    demo_parser.add_argument("--duckdb", default="posthog_demo.duckdb", help="DuckDB file to write")
+    demo_parser.add_argument("--events", type=int, default=300_000)
+    demo_parser.add_argument("--seed", type=int, default=1)
+    demo_parser.set_defaults(handler=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.debug)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        print("interrupted; nothing loaded was damaged and the next run continues", file=sys.stderr)
+        return 130
+    except BaseException as exc:  # noqa: BLE001 - every failure becomes one line and an exit code
+        if isinstance(exc, SystemExit):
+            raise
+        code, message = explain(exc)
+        if args.debug:
+            print(scrub("".join(traceback.format_exception(exc))), file=sys.stderr)
+        print(f"error: {scrub(message)}", file=sys.stderr)
+        return code
+
+
+__all__ = ["main", "explain", "scrub", "ConfigurationError"]
