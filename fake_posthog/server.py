@@ -29,8 +29,10 @@ EVENT_LIST_TIME_WINDOWS = (timedelta(minutes=1), timedelta(minutes=5), timedelta
                            timedelta(hours=1), timedelta(hours=6), timedelta(hours=24))
 MAX_EVENTS_OFFSET = 50_000
 OFFSET_MESSAGE = "Offset is deprecated. Max supported offset value is 50000"
-INSIGHT_BASIC_DROPPED = ("result", "query", "hogql", "types", "columns", "hasMore", "is_cached", "timezone",
-                         "cache_target_age", "next_allowed_client_refresh")
+# PostHog's InsightBasicSerializer (products/product_analytics/backend/api/insight.py): `basic=true` keeps these.
+INSIGHT_BASIC_FIELDS = ("id", "short_id", "name", "derived_name", "filters", "query", "dashboards", "dashboard_tiles",
+                        "description", "last_refresh", "refreshing", "saved", "tags", "updated_at", "created_by",
+                        "created_at", "last_modified_at", "favorited", "user_access_level", "last_viewed_at")
 PROPERTY_TYPES = {"event": 1, "person": 2, "group": 3, "session": 4}
 
 Params = dict[str, str]
@@ -77,7 +79,7 @@ class ListEndpoint:
     bucket: str = "crud"
     order_param: bool = False  # `order=` passed straight to order_by
     filter: Filter | None = None
-    basic_fields_dropped: tuple[str, ...] = ()  # dropped with `basic=true`
+    basic_fields: tuple[str, ...] = ()  # all that `basic=true` keeps (empty: no light serializer)
 
 
 def _contains(value: Any, needle: str) -> bool:
@@ -173,7 +175,7 @@ LIST_ENDPOINTS: dict[str, ListEndpoint] = {
     "feature_flags": ListEndpoint("feature_flags", "feature_flag", order_param=True, filter=_flags_filter),
     "insights": ListEndpoint("insights", "insight", ordering=("order", "id"), bucket="analytics",
                              order_param=True, filter=_insights_filter,
-                             basic_fields_dropped=INSIGHT_BASIC_DROPPED),
+                             basic_fields=INSIGHT_BASIC_FIELDS),
     "dashboards": ListEndpoint("dashboards", "dashboard", ordering=("-pinned", "name", "id")),
     "annotations": ListEndpoint("annotations", "annotation", ordering=("-date_marker", "id"), default_limit=1000,
                                 filter=_annotations_filter),
@@ -548,8 +550,8 @@ class FakePostHog:
                 raise invalid(f"Cannot resolve keyword '{order.lstrip('-')}' into field.", attr="order")
             ordering = (order,)
         rows = sort_rows(rows, ordering)
-        if endpoint.basic_fields_dropped and req.params.get("basic", "").lower() in ("true", "1"):
-            rows = [{k: v for k, v in r.items() if k not in endpoint.basic_fields_dropped} for r in rows]
+        if endpoint.basic_fields and req.params.get("basic", "").lower() in ("true", "1"):
+            rows = [{k: v for k, v in r.items() if k in endpoint.basic_fields} for r in rows]
         return ok(self.paginate(req, endpoint, rows))
 
     def h_retrieve(self, req: Request, endpoint: ListEndpoint, obj_id: str) -> tuple[int, bytes, dict[str, str]]:

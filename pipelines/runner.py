@@ -17,7 +17,7 @@ from dlt.common.runtime.collector import Collector, NullCollector
 from posthog_source import ALL_TABLES, posthog_source
 from posthog_source.errors import ConfigurationError
 
-DEFAULT_PIPELINE_NAME = "posthog"
+DEFAULT_PIPELINE_NAME = "posthog_pipeline"
 DEFAULT_DATASET = "posthog"
 
 

@@ -23,8 +23,8 @@ from posthog_source.config import check_range, parse_duration, parse_instant, pa
 from posthog_source.errors import ConfigurationError
 from posthog_source.events import (
     EventsConfig,
-    PromotedProperty,
     events_resource,
+    parse_promoted,
     person_distinct_ids_resource,
     persons_resource,
 )
@@ -101,7 +101,7 @@ def posthog_source(
         max_lateness_seconds=parse_duration(max_lateness, "max_lateness"),
         window_seconds=parse_duration(window, "window"),
         page_size=_positive_int(page_size, "page_size"),
-        promoted=tuple(PromotedProperty.parse(p) for p in promoted_properties or ()),
+        promoted=parse_promoted(promoted_properties or ()),
         workers=_positive_int(workers, "workers"),
         reset_watermarks=bool(full_refresh),
     )

@@ -69,6 +69,20 @@ class PromotedProperty:
         return cls(key.strip(), column, _PROMOTED_TYPES[kind])
 
 
+def parse_promoted(specs: Sequence[str]) -> tuple[PromotedProperty, ...]:
+    """Parse `promoted_properties`; two keys that would share a column (`Plan`, `plan`) are refused."""
+    promoted = tuple(PromotedProperty.parse(spec) for spec in specs)
+    columns: dict[str, str] = {}
+    for prop in promoted:
+        if prop.column in columns:
+            raise ConfigurationError(
+                f"promoted properties '{columns[prop.column]}' and '{prop.key}' would both become column "
+                f"{prop.column}; promote only one of them (both stay in the properties JSON)"
+            )
+        columns[prop.column] = prop.key
+    return promoted
+
+
 @dataclass(frozen=True)
 class EventsConfig:
     start_date: pendulum.DateTime
@@ -221,12 +235,12 @@ def events_resource(client: PostHogClient, projects: Sequence[Project], config: 
 
 def _sentinel_table(table: HogQLTable, project_ids: Sequence[int]) -> pa.Table:
     """Rows that make delete-insert clear each project's old rows (see rest.snapshot_sentinel), typed
-    like real pages so dlt sees one schema."""
+    like real pages so dlt sees one schema. Key columns get an empty string (keys may not be null)."""
     n = len(project_ids)
     arrays = [pa.array(list(project_ids), pa.int64())]
     fields = [pa.field("project_id", pa.int64(), nullable=False)]
     for column in table.columns:
-        value = "" if column.arrow_type == pa.string() else None
+        value = "" if column.name == table.tie_breaker else None
         arrays.append(pa.array([value] * n, column.arrow_type))
         fields.append(pa.field(column.name, column.arrow_type))
     arrays.append(pa.array([True] * n, pa.bool_()))

@@ -1,0 +1,105 @@
+"""The fake PostHog as a child process: started with the scenario's options, always stopped."""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from benchmarks.procs import BenchError, kill_tree
+
+ROOT = Path(__file__).resolve().parent.parent
+# The data spans the 90 days before the fake's `now`; an hour in the past keeps every event older than
+# any client's ingestion lag, so "all rows" means the same for every peer.
+NOW = (datetime.now(UTC) - timedelta(hours=1)).replace(microsecond=0)
+START_DATE = (NOW - timedelta(days=100)).strftime("%Y-%m-%dT00:00:00Z")
+PROJECTS = (1, 2)  # the key's current organisation: what /api/projects/ lists, so what every peer reads
+
+
+@dataclass
+class FakeOptions:
+    events: int
+    seed: int = 1
+    rate_limits: bool = False
+    time_scale: float = 1.0
+    events_max_limit: int | None = None
+
+    def argv(self) -> list[str]:
+        argv = [sys.executable, "-m", "fake_posthog", "--port", "0", "--seed", str(self.seed),
+                "--events", str(self.events), "--now", NOW.isoformat()]
+        if self.rate_limits:
+            argv += ["--rate-limits", "--time-scale", str(self.time_scale)]
+        if self.events_max_limit is not None:
+            argv += ["--events-max-limit", str(self.events_max_limit)]
+        return argv
+
+
+@dataclass
+class FakeServer:
+    """A running fake: its URL, the full-access key, and its truth and counters over /_fake/stats."""
+
+    options: FakeOptions
+    log_dir: Path
+    url: str = ""
+    key: str = ""
+    _proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    def __enter__(self) -> FakeServer:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        err = open(self.log_dir / "fake_posthog.stderr.log", "wb")  # noqa: SIM115 - lives as long as the server
+        self._proc = subprocess.Popen(self.options.argv(), cwd=ROOT, stdout=subprocess.PIPE, stderr=err,
+                                      stdin=subprocess.DEVNULL, start_new_session=True,
+                                      env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        err.close()
+        try:
+            line = self._first_line(timeout=120 + self.options.events / 20_000)
+            hello = json.loads(line)
+            self.url, self.key = hello["url"], hello["keys"]["full"]
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def _first_line(self, timeout: float) -> bytes:
+        assert self._proc is not None and self._proc.stdout is not None
+        selector = selectors.DefaultSelector()
+        selector.register(self._proc.stdout, selectors.EVENT_READ)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if selector.select(timeout=1.0):
+                line = self._proc.stdout.readline()
+                if line:
+                    return line
+            if self._proc.poll() is not None:
+                break
+        raise BenchError(f"the fake PostHog did not start within {timeout:.0f} s; see "
+                         f"{self.log_dir / 'fake_posthog.stderr.log'}")
+
+    def __exit__(self, *exc: object) -> None:
+        if self._proc is not None:
+            kill_tree(self._proc)
+            if self._proc.stdout is not None:
+                self._proc.stdout.close()
+            self._proc = None
+
+    def stats(self) -> dict[str, Any]:
+        with urllib.request.urlopen(f"{self.url}/_fake/stats", timeout=60) as response:
+            return json.loads(response.read())
+
+    def truth(self) -> int:
+        """Events the peers should deliver: every event of the projects they read."""
+        events = self.stats()["tables"]["events"]
+        return sum(int(events.get(str(p), 0)) for p in PROJECTS)
+
+    def counters(self) -> tuple[int, int]:
+        """(requests served, 429s served by the rate limiter) so far."""
+        server = self.stats()["server"]
+        return int(server["requests"]), int(server["throttled"])

@@ -1,0 +1,119 @@
+"""The ceiling: fetch exactly the HogQL keyset pages the connector fetches, parse them, write nothing.
+
+Plans come from the connector's own planner (same windows, same queries, same LIMIT 50,000) and run on
+the same number of parallel walks; each walk keeps one persistent http.client connection and parses with
+orjson. Whatever this reaches, no client of this server can beat on this machine.
+Prints {"rows", "distinct", "queries"} as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import sys
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+import pendulum
+
+from posthog_source import settings
+from posthog_source.events import EventsConfig, QueryPlan, plan_events
+from posthog_source.hogql import Project, build_query
+
+WORKERS = 4  # the connector's default number of parallel walks
+
+
+class Client:
+    """POST a HogQL query over one keep-alive connection per thread."""
+
+    def __init__(self, url: str, key: str) -> None:
+        parts = urlsplit(url)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+        self.headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+        self.local = threading.local()
+        self.queries = 0
+        self.lock = threading.Lock()
+
+    def query(self, project: int, hogql: str) -> dict[str, Any]:
+        conn = getattr(self.local, "conn", None)
+        if conn is None:
+            conn = self.local.conn = http.client.HTTPConnection(self.host, self.port, timeout=300)
+        body = orjson.dumps({"query": {"kind": "HogQLQuery", "query": hogql}, "refresh": "force_blocking"})
+        conn.request("POST", f"/api/projects/{project}/query/", body, self.headers)
+        response = conn.getresponse()
+        payload = response.read()
+        with self.lock:
+            self.queries += 1
+        if response.status != 200:
+            raise RuntimeError(f"query of project {project} answered {response.status}: {payload[:300]!r}")
+        return orjson.loads(payload)
+
+
+def walk(client: Client, plan: QueryPlan) -> tuple[int, bool]:
+    """Every row of one plan; returns (rows, keys strictly increasing), the latter proving no duplicates."""
+    rows, after, increasing = 0, None, True
+    last_key: tuple[str, str] | None = None
+    while True:
+        page = client.query(plan.project.id, build_query(plan.table, plan.conditions, after,
+                                                         settings.HOGQL_MAX_ROWS))["results"] or []
+        rows += len(page)
+        if page:
+            first = (page[0][4], page[0][0])
+            increasing = increasing and (last_key is None or _instant(first[0]) > _instant(last_key[0])
+                                         or (first[0] == last_key[0] and first[1] > last_key[1]))
+            last_key = (page[-1][4], page[-1][0])
+        if len(page) < settings.HOGQL_MAX_ROWS:
+            return rows, increasing
+        assert last_key is not None
+        after = (_instant(last_key[0]), last_key[1])
+
+
+def _instant(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def plans_for(client: Client, projects: Sequence[int], start_date: str) -> list[QueryPlan]:
+    config = EventsConfig(start_date=pendulum.parse(start_date), end_date=None, ingestion_lag_seconds=300.0,  # type: ignore[arg-type]
+                          max_lateness_seconds=7 * 86400.0, window_seconds=86400.0,
+                          page_size=settings.HOGQL_MAX_ROWS, promoted=(), workers=WORKERS)
+
+    def count_by_day(project: Project, conditions: Sequence[str]) -> list[tuple[pendulum.DateTime, int]]:
+        query = ("SELECT toString(toDate(toTimeZone(timestamp, 'UTC'))) AS day, count() AS n FROM events"
+                 f" WHERE {' AND '.join(conditions)} GROUP BY day ORDER BY day LIMIT {settings.HOGQL_MAX_ROWS}")
+        results = client.query(project.id, query)["results"] or []
+        return [(pendulum.parse(day, tz="UTC"), int(n)) for day, n in results]  # type: ignore[misc]
+
+    plans: list[QueryPlan] = []
+    now = pendulum.now("UTC")
+    for project_id in projects:
+        project_plans, _ = plan_events(Project(project_id, str(project_id), "UTC", None), None, config, now,
+                                       count_by_day)
+        plans.extend(project_plans)
+    return plans
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--key", required=True)
+    parser.add_argument("--start-date", required=True)
+    parser.add_argument("--projects", required=True)
+    args = parser.parse_args()
+    client = Client(args.url, args.key)
+    plans = plans_for(client, [int(p) for p in args.projects.split(",")], args.start_date)
+    with ThreadPoolExecutor(WORKERS) as pool:
+        walks = list(pool.map(lambda plan: walk(client, plan), plans))
+    rows = sum(r for r, _ in walks)
+    exact = all(ok for _, ok in walks)
+    sys.stdout.write(orjson.dumps({"rows": rows, "distinct": rows if exact else -1, "queries": client.queries,
+                                   "plans": len(plans)}).decode() + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
