@@ -151,15 +151,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if "airbyte" in plan.systems:
             RUNNERS["airbyte"].prepare()
         for scenario in plan.scenarios:
-            getattr(bench, scenario)()
+            try:
+                getattr(bench, scenario)()
+            except BenchError as exc:  # one broken scenario must not lose the others
+                print(f"error in {scenario}: {exc}", file=sys.stderr)
+                bench.errors.append(f"{scenario}: {exc}")
+            except Exception as exc:  # noqa: BLE001 - report, go on, still write partial results
+                traceback.print_exc()
+                bench.errors.append(f"{scenario}: {exc!r}")
     except KeyboardInterrupt:
         print("interrupted; writing what was measured", file=sys.stderr)
-    except BenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        bench.errors.append(str(exc))
-    except Exception as exc:  # noqa: BLE001 - report, still write partial results
-        traceback.print_exc()
-        bench.errors.append(repr(exc))
     WORK.mkdir(parents=True, exist_ok=True)
     (WORK / "results.json").write_text(json.dumps({"plan": asdict(plan), "results": [asdict(r) for r in bench.results],
                                                    "errors": bench.errors}, indent=1))

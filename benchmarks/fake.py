@@ -60,15 +60,15 @@ class FakeServer:
                                       env={**os.environ, "PYTHONUNBUFFERED": "1"})
         err.close()
         try:
-            line = self._first_line(timeout=120 + self.options.events / 20_000)
-            hello = json.loads(line)
+            hello = self._hello(timeout=120 + self.options.events / 20_000)
             self.url, self.key = hello["url"], hello["keys"]["full"]
         except BaseException:
             self.__exit__()
             raise
         return self
 
-    def _first_line(self, timeout: float) -> bytes:
+    def _hello(self, timeout: float) -> dict[str, Any]:
+        """The {"url", "keys"} line; other output before it (DuckDB progress while generating) is skipped."""
         assert self._proc is not None and self._proc.stdout is not None
         selector = selectors.DefaultSelector()
         selector.register(self._proc.stdout, selectors.EVENT_READ)
@@ -76,8 +76,8 @@ class FakeServer:
         while time.monotonic() < deadline:
             if selector.select(timeout=1.0):
                 line = self._proc.stdout.readline()
-                if line:
-                    return line
+                if line.lstrip().startswith(b'{"url"'):
+                    return json.loads(line)
             if self._proc.poll() is not None:
                 break
         raise BenchError(f"the fake PostHog did not start within {timeout:.0f} s; see "

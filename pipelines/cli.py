@@ -16,7 +16,14 @@ from typing import Any
 
 import dlt
 
-from pipelines.runner import DEFAULT_DATASET, DEFAULT_PIPELINE_NAME, RunOptions, run
+from pipelines.runner import (
+    DEFAULT_DATASET,
+    DEFAULT_DUCKDB_FILE,
+    DEFAULT_PIPELINE_NAME,
+    RunOptions,
+    default_duckdb_file,
+    run,
+)
 from posthog_source import ALL_TABLES, build_client
 from posthog_source.catalogue import ENDPOINTS
 from posthog_source.config import parse_instant, parse_project_ids
@@ -39,7 +46,20 @@ class _ScrubbingFormatter(logging.Formatter):
         return scrub(super().format(record))
 
 
+class _QuietDlt(logging.Filter):
+    """dlt warns about columns that were null in one load and about arrow/JSON hint differences; both are
+    expected here (JSON columns arrive as strings), so users see them only with --debug."""
+
+    NOISE = ("did not receive any data", "when merging arrow schema with dlt schema", "is identical to the dataset")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not any(part in record.getMessage() for part in self.NOISE)
+
+
 def setup_logging(debug: bool) -> None:
+    if not debug:
+        for handler_or_logger in (logging.getLogger("dlt"),):
+            handler_or_logger.addFilter(_QuietDlt())
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_ScrubbingFormatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
     for name in ("posthog_source", "pipelines"):
@@ -68,15 +88,17 @@ def _source_args(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _run_options(args: argparse.Namespace) -> RunOptions:
-    resources = [r.strip() for r in args.resources.split(",") if r.strip()] if args.resources else None
+    resources_arg = getattr(args, "resources", None)
+    resources = [r.strip() for r in resources_arg.split(",") if r.strip()] if resources_arg else None
     return RunOptions(
         resources=resources,
         pipeline_name=args.pipeline_name,
         destination=args.destination,
         dataset_name=args.dataset_name,
         source_args=_source_args(args),
-        progress=dlt.progress.log(10, logger=sys.stderr, dump_system_stats=False) if args.progress else
-        RunOptions().progress,
+        progress=dlt.progress.log(10, logger=sys.stderr, dump_system_stats=False)
+        if args.progress
+        else RunOptions().progress,
     )
 
 
@@ -95,21 +117,40 @@ def print_row_counts(counts: dict[str, int], title: str) -> None:
         print(f"  {table:<{width}}  {counts[table]:>10,}")
 
 
+def cmd_backfill(args: argparse.Namespace) -> int:
+    from pipelines.backfill import backfill
+
+    options = _run_options(args)
+    options.source_args.pop("start_date", None)
+    options.source_args.pop("end_date", None)
+    totals = backfill(
+        options,
+        args.start_date,
+        args.end_date,
+        args.window,
+        args.workers or 4,
+        handover_pipeline=None if args.no_handover else args.handover_pipeline,
+    )
+    print_row_counts(totals, "rows loaded by this backfill")
+    return EXIT_OK
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     """Verifies host, key, scopes and projects without loading anything."""
     api_key = dlt.secrets.get("sources.posthog.api_key")
     host = dlt.config.get("sources.posthog.host") or "us"
     client = build_client(api_key, host)
     key_info = client.get("/api/personal_api_keys/@current/", what="the API key's details")
-    projects = discover_projects(client, parse_project_ids(args.projects or dlt.config.get("sources.posthog.project_ids")))
+    projects = discover_projects(
+        client, parse_project_ids(args.projects or dlt.config.get("sources.posthog.project_ids"))
+    )
     scopes = set(key_info.get("scopes") or ["*"])
     print(f"host: {client.base_url}")
     print(f"key: '{key_info.get('label', '')}' with scopes {', '.join(sorted(scopes))}")
     print(f"projects ({len(projects)}):")
     for project, _ in projects:
         print(f"  {project.id}  {project.name}  (time zone {project.timezone})")
-    needed = {e.table: e.scope for e in ENDPOINTS} | {t: "query" for t in ("events", "persons",
-                                                                           "person_distinct_ids")}
+    needed = {e.table: e.scope for e in ENDPOINTS} | {t: "query" for t in ("events", "persons", "person_distinct_ids")}
     missing = {t: s for t, s in needed.items() if not _scope_allows(scopes, s)}
     readable = [t for t in ALL_TABLES if t not in missing]
     print(f"readable: {', '.join(readable)}")
@@ -125,7 +166,23 @@ def _scope_allows(scopes: set[str], scope_object: str) -> bool:
 def cmd_demo(args: argparse.Namespace) -> int:
     from pipelines.demo import run_demo
 
-    return run_demo(args.duckdb, events=args.events, seed=args.seed)
+    return run_demo(args.duckdb, events=args.events, seed=args.seed, html_path=args.html)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from pipelines.report import format_report_text, run_report
+
+    result = run_report(
+        args.duckdb or default_duckdb_file(),
+        args.dataset_name,
+        project_id=args.project,
+        html_path=args.html,
+        tz=args.tz,
+    )
+    print(format_report_text(result))
+    if args.html:
+        print(f"\nHTML report: {args.html}")
+    return EXIT_OK
 
 
 # -- errors ----------------------------------------------------------------------------------------
@@ -148,20 +205,32 @@ def explain(exc: BaseException) -> tuple[int, str]:
         name = type(error).__name__
         text = str(error)
         if name == "ConfigFieldMissingException":
-            return EXIT_BAD_INPUT, ("the PostHog API key is not configured; set SOURCES__POSTHOG__API_KEY or "
-                                    "api_key under [sources.posthog] in .dlt/secrets.toml" if "api_key" in text
-                                    else f"missing configuration: {text.splitlines()[0]}")
-        if "TomlDecodeError" in name or "TOMLKitError" in name or "ParseError" in name and "toml" in repr(error).lower():
+            return EXIT_BAD_INPUT, (
+                "the PostHog API key is not configured; set SOURCES__POSTHOG__API_KEY or "
+                "api_key under [sources.posthog] in .dlt/secrets.toml"
+                if "api_key" in text
+                else f"missing configuration: {text.splitlines()[0]}"
+            )
+        if (
+            "TomlDecodeError" in name
+            or "TOMLKitError" in name
+            or "ParseError" in name
+            and "toml" in repr(error).lower()
+        ):
             return EXIT_BAD_INPUT, f"a .dlt config file has a syntax error ({text.splitlines()[0]}); fix it"
         if "Could not set lock" in text or "Conflicting lock" in text:
-            return EXIT_BAD_INPUT, ("the DuckDB file is in use by another process; close it (or wait for the "
-                                    "other run) and try again")
+            return EXIT_BAD_INPUT, (
+                "the DuckDB file is in use by another process; close it (or wait for the other run) and try again"
+            )
         if "read-only" in text.lower() or "Permission denied" in text or "readonly" in text.lower():
             return EXIT_BAD_INPUT, f"cannot write to the destination ({text.splitlines()[0]}); check the path"
         if name == "ConnectionError" or name.endswith("ConnectionError"):
             return EXIT_BAD_INPUT, "cannot reach the PostHog host; check host (us, eu or your URL) and the network"
     first = chain[-1] if chain else exc
-    return EXIT_ERROR, f"{type(first).__name__}: {str(first).splitlines()[0] if str(first) else ''} (rerun with --debug)"
+    return (
+        EXIT_ERROR,
+        f"{type(first).__name__}: {str(first).splitlines()[0] if str(first) else ''} (rerun with --debug)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -170,7 +239,6 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     def common(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--resources", help=f"comma list of tables to load (default all): {', '.join(ALL_TABLES)}")
         sub.add_argument("--projects", help="comma list of project ids (default: every project the key reads)")
         sub.add_argument("--destination", default="duckdb", help="any dlt destination (default duckdb)")
         sub.add_argument("--dataset-name", default=DEFAULT_DATASET)
@@ -180,11 +248,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     run_parser = commands.add_parser("run", help="incremental run of every (or the chosen) table")
     common(run_parser)
+    run_parser.add_argument("--resources", help=f"comma list of tables to load (default all): {', '.join(ALL_TABLES)}")
     run_parser.add_argument("--start-date", help="first run's lower bound for events (ISO date)")
     run_parser.add_argument("--end-date", help="upper bound: makes the run a stateless window")
-    run_parser.add_argument("--full-refresh", action="store_true",
-                            help="re-read events from start_date and all persons (merge, nothing dropped)")
+    run_parser.add_argument(
+        "--full-refresh",
+        action="store_true",
+        help="re-read events from start_date and all persons (merge, nothing dropped)",
+    )
     run_parser.set_defaults(handler=cmd_run)
+
+    backfill_parser = commands.add_parser("backfill", help="load a range of events in parallel windows, resumable")
+    common(backfill_parser)
+    backfill_parser.set_defaults(pipeline_name=f"{DEFAULT_PIPELINE_NAME}_backfill")
+    backfill_parser.add_argument("--start-date", required=True, help="first event timestamp to load (ISO date)")
+    backfill_parser.add_argument("--end-date", help="end of the range (default: now, then hand over)")
+    backfill_parser.add_argument("--window", default="1d", help="window size: 6h, 1d, 7d... (default 1d)")
+    backfill_parser.add_argument(
+        "--handover-pipeline",
+        default=DEFAULT_PIPELINE_NAME,
+        help="pipeline whose incremental runs continue after a backfill to now",
+    )
+    backfill_parser.add_argument("--no-handover", action="store_true", help="do not start the incremental cursor")
+    backfill_parser.set_defaults(handler=cmd_backfill)
 
     check_parser = commands.add_parser("check", help="verify host, key, scopes and projects")
     check_parser.add_argument("--projects")
@@ -194,7 +280,18 @@ def build_parser() -> argparse.ArgumentParser:
     demo_parser.add_argument("--duckdb", default="posthog_demo.duckdb", help="DuckDB file to write")
     demo_parser.add_argument("--events", type=int, default=300_000)
     demo_parser.add_argument("--seed", type=int, default=1)
+    demo_parser.add_argument("--html", help="where to write the HTML report (default: next to the DuckDB file)")
     demo_parser.set_defaults(handler=cmd_demo)
+
+    report_parser = commands.add_parser("report", help="run the sql/ models on the DuckDB file and show them")
+    report_parser.add_argument(
+        "--duckdb", help=f"DuckDB file to read (default: as `run` writes, {DEFAULT_DUCKDB_FILE})"
+    )
+    report_parser.add_argument("--dataset-name", default=DEFAULT_DATASET)
+    report_parser.add_argument("--project", type=int, help="only this project id")
+    report_parser.add_argument("--tz", default="UTC", help="time zone that days and weeks are cut in")
+    report_parser.add_argument("--html", help="also write a self-contained HTML page with charts")
+    report_parser.set_defaults(handler=cmd_report)
     return parser
 
 

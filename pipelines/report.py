@@ -20,6 +20,8 @@ from typing import Any
 
 import duckdb
 
+from posthog_source.errors import ConfigurationError
+
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 
 #: Report order; any other model file in ``sql/`` follows, alphabetically.
@@ -65,8 +67,8 @@ _ATTACHED = "posthog_src"
 _HINT = "run `posthog-pipeline demo` or `posthog-pipeline run` first"
 
 
-class ReportError(Exception):
-    """The report cannot be produced; the one-line message says what to do about it."""
+class ReportError(ConfigurationError):
+    """The report cannot be produced; the one-line message says what to do about it (exit code 2)."""
 
 
 @dataclass(frozen=True)

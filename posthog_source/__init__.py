@@ -42,6 +42,7 @@ def build_client(
     rate_limit_time_scale: float = 1.0,
     query_concurrency: int = settings.DEFAULT_QUERY_CONCURRENCY,
     max_rate_limit_wait: float = settings.DEFAULT_MAX_RATE_LIMIT_WAIT_SECONDS,
+    request_timeout: float = settings.READ_TIMEOUT_SECONDS,
 ) -> PostHogClient:
     """The shared HTTP client with PostHog's budgets. `rate_limits={}` turns budgeting off (self-hosted
     instances without rate limits)."""
@@ -57,7 +58,8 @@ def build_client(
         time_scale=rate_limit_time_scale,
     )
     return PostHogClient(resolve_host(host), str(api_key).strip(), limiter=limiter,
-                         max_rate_limit_wait=max_rate_limit_wait)
+                         max_rate_limit_wait=max_rate_limit_wait,
+                         timeout=(settings.CONNECT_TIMEOUT_SECONDS, request_timeout))
 
 
 @dlt.source(name="posthog", section="posthog", max_table_nesting=0)
@@ -74,11 +76,13 @@ def posthog_source(
     promoted_properties: Sequence[str] | None = None,
     persons_full_refresh: bool = False,
     full_refresh: bool = False,
+    handover_watermark: Any = None,
     workers: int = 4,
     max_rate_limit_wait: str = settings.DEFAULT_MAX_RATE_LIMIT_WAIT,
     rate_limits: dict[str, Any] | None = None,
     rate_limit_time_scale: float = 1.0,
     query_concurrency: int = settings.DEFAULT_QUERY_CONCURRENCY,
+    request_timeout: str = "120s",
 ) -> list[DltResource]:
     """Every PostHog table of the contract, for every project the key can read (or `project_ids`).
 
@@ -97,13 +101,14 @@ def posthog_source(
     config = EventsConfig(
         start_date=start,
         end_date=end,
-        ingestion_lag_seconds=parse_duration(ingestion_lag, "ingestion_lag") if str(ingestion_lag) != "0" else 0.0,
+        ingestion_lag_seconds=parse_duration(ingestion_lag, "ingestion_lag", allow_zero=True),
         max_lateness_seconds=parse_duration(max_lateness, "max_lateness"),
         window_seconds=parse_duration(window, "window"),
         page_size=_positive_int(page_size, "page_size"),
         promoted=parse_promoted(promoted_properties or ()),
         workers=_positive_int(workers, "workers"),
         reset_watermarks=bool(full_refresh),
+        handover_watermark=parse_instant(handover_watermark, "handover_watermark"),
     )
     client = build_client(
         api_key,
@@ -112,6 +117,7 @@ def posthog_source(
         rate_limit_time_scale=float(rate_limit_time_scale),
         query_concurrency=_positive_int(query_concurrency, "query_concurrency"),
         max_rate_limit_wait=parse_duration(max_rate_limit_wait, "max_rate_limit_wait"),
+        request_timeout=parse_duration(request_timeout, "request_timeout"),
     )
     discovered = discover_projects(client, parse_project_ids(project_ids))
     projects = [project for project, _ in discovered]

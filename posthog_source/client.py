@@ -25,6 +25,7 @@ from posthog_source import settings
 from posthog_source.errors import (
     AuthenticationError,
     BadRequestError,
+    ConfigurationError,
     NotFoundError,
     PermissionDeniedError,
     PostHogSourceError,
@@ -111,6 +112,7 @@ class PostHogClient:
         self.backoff_base = backoff_base
         self._sleep = sleep
         self.stats = ClientStats()
+        self._reached = False  # has the host ever answered? Until it has, connection errors fail fast
         self._stats_lock = threading.Lock()
         self.session = requests.Session()
         adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
@@ -162,7 +164,13 @@ class PostHogClient:
                 response = self._send(klass, method, url, params, data, headers)
             except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
                 problem = f"{type(exc).__name__}"
+                if not self._reached and attempt >= 2 and isinstance(exc, requests.ConnectionError):
+                    raise ConfigurationError(
+                        f"cannot reach PostHog at {self.base_url} ({_reason(exc)}); check host "
+                        "('us', 'eu' or your instance's URL) and the network"
+                    ) from None
             else:
+                self._reached = True
                 status = response.status_code
                 content = response.content
                 if 200 <= status < 300:
@@ -240,6 +248,18 @@ class PostHogClient:
                 self.stats.by_class[klass] = self.stats.by_class.get(klass, 0) + 1
             self.stats.retries += retry
             self.stats.throttled += throttled
+
+
+def _reason(exc: BaseException) -> str:
+    """The innermost cause of a connection error, without the request's URL or headers."""
+    while exc.__context__ is not None and exc.__context__ is not exc:
+        exc = exc.__context__
+    text = str(exc)
+    for marker in ("Name or service not known", "Connection refused", "timed out", "No route to host",
+                   "Temporary failure in name resolution", "certificate verify failed"):
+        if marker in text:
+            return marker.lower()
+    return type(exc).__name__
 
 
 def _error_for(status: int, content: bytes, what: str) -> PostHogSourceError:

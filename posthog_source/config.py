@@ -91,16 +91,18 @@ def parse_instant(value: str | datetime | None, name: str) -> pendulum.DateTime 
     return parsed.in_timezone("UTC")
 
 
-def parse_duration(value: str | int | float, name: str) -> float:
+def parse_duration(value: str | int | float, name: str, allow_zero: bool = False) -> float:
     """`90s`, `10m`, `6h`, `1d`, `2w` or a number of seconds -> seconds."""
     if isinstance(value, int | float) and not isinstance(value, bool):
         seconds = float(value)
+    elif allow_zero and str(value).strip() == "0":
+        seconds = 0.0
     else:
         match = _DURATION.match(str(value).lower())
         if not match:
             raise ConfigurationError(f"{name} '{value}' is not a duration; use e.g. 30m, 6h, 1d or 2w")
         seconds = float(int(match.group(1)) * _DURATION_SECONDS[match.group(2)])
-    if seconds <= 0:
+    if seconds < 0 or (seconds == 0 and not allow_zero):
         raise ConfigurationError(f"{name} must be positive, got '{value}'")
     return seconds
 

@@ -6,7 +6,8 @@ Events are loaded in two modes:
   With an explicit end date the run is stateless, like dlt's incremental with `end_value`.
 - *incremental*: later runs read `created_at` (ingestion time) from the last watermark to now - lag, paged
   by (created_at, uuid), so late events (old timestamp, new created_at) are loaded. The scan is bounded on
-  `timestamp` too: from the watermark minus `max_lateness`.
+  `timestamp` too: from the watermark minus `max_lateness`, cut into windows by a per-day count so every
+  data query scans only the days that hold new rows.
 Rows are merged on (project_id, uuid), so overlaps between runs are harmless.
 """
 
@@ -94,6 +95,9 @@ class EventsConfig:
     promoted: tuple[PromotedProperty, ...]
     workers: int
     reset_watermarks: bool = False  # --full-refresh: read from start_date again (merged, nothing dropped)
+    # A backfill's hand-over: the first incremental run stores at most this watermark, so events ingested
+    # while the backfill ran (late arrivals into windows already done) are read by the next run.
+    handover_watermark: pendulum.DateTime | None = None
 
 
 @dataclass(frozen=True)
@@ -116,37 +120,37 @@ def plan_events(
     now: pendulum.DateTime,
     count_by_day: CountByDay,
 ) -> tuple[list[QueryPlan], pendulum.DateTime | None]:
-    """The queries one run sends for one project, and the watermark to store after it (None: stateless)."""
+    """The queries one run sends for one project, and the watermark to store after it (None: stateless).
+
+    Both modes first count the wanted rows per UTC day of `timestamp` (one query that reads two columns),
+    then walk windows of about WINDOW_TARGET_ROWS rows, so each data query scans only its own days.
+    """
     created_hi = now - timedelta(seconds=config.ingestion_lag_seconds)
     skew = timedelta(hours=settings.FUTURE_TIMESTAMP_SKEW_HOURS)
-    if config.end_date is not None or watermark is None:
-        end = config.end_date or created_hi + skew
-        if end <= config.start_date:
-            return [], None if config.end_date is not None else created_hi
-        created_bound = range_condition("created_at", None, created_hi)
-        counts = count_by_day(project, range_condition("timestamp", config.start_date, end) + created_bound)
-        buckets = split_windows(config.start_date, end, config.window_seconds)
-        plans = [
-            QueryPlan(
-                project,
-                hogql.EVENTS_BY_TIMESTAMP,
-                tuple(range_condition("timestamp", lo, hi) + created_bound),
-                f"project {project.id} timestamp [{lo.isoformat()}, {hi.isoformat()})",
-            )
-            for lo, hi in group_windows(buckets, counts, settings.WINDOW_TARGET_ROWS)
-        ]
-        return plans, (None if config.end_date is not None else created_hi)
-    if watermark >= created_hi:
-        return [], watermark
-    scan_lo = max(config.start_date, watermark - timedelta(seconds=config.max_lateness_seconds))
-    conditions = range_condition("timestamp", scan_lo, created_hi + skew) + range_condition(
-        "created_at", watermark, created_hi
-    )
-    label = (
-        f"project {project.id} created_at [{watermark.isoformat()}, {created_hi.isoformat()}) "
-        f"scanning timestamp [{scan_lo.isoformat()}, {(created_hi + skew).isoformat()})"
-    )
-    return [QueryPlan(project, hogql.EVENTS_BY_CREATED_AT, tuple(conditions), label)], created_hi
+    if config.end_date is not None or watermark is None:  # range mode
+        table, created_lo = hogql.EVENTS_BY_TIMESTAMP, None
+        scan_lo, scan_hi = config.start_date, config.end_date or created_hi + skew
+        mark = None if config.end_date is not None else created_hi
+    else:  # incremental mode
+        if watermark >= created_hi:
+            return [], watermark
+        table, created_lo = hogql.EVENTS_BY_CREATED_AT, watermark
+        scan_lo = max(config.start_date, watermark - timedelta(seconds=config.max_lateness_seconds))
+        scan_hi, mark = created_hi + skew, created_hi
+    if scan_hi <= scan_lo:
+        return [], mark
+    created = range_condition("created_at", created_lo, created_hi)
+    counts = count_by_day(project, range_condition("timestamp", scan_lo, scan_hi) + created)
+    if not counts:
+        return [], mark
+    buckets = split_windows(scan_lo, scan_hi, config.window_seconds)
+    created_label = f"created_at [{created_lo.isoformat() if created_lo else '-inf'}, {created_hi.isoformat()})"
+    plans = [
+        QueryPlan(project, table, tuple(range_condition("timestamp", lo, hi) + created),
+                  f"project {project.id} timestamp [{lo.isoformat()}, {hi.isoformat()}) {created_label}")
+        for lo, hi in group_windows(buckets, counts, settings.WINDOW_TARGET_ROWS)
+    ]
+    return plans, mark
 
 
 def promote_properties(table: pa.Table, promoted: Sequence[PromotedProperty]) -> pa.Table:
@@ -222,6 +226,8 @@ def events_resource(client: PostHogClient, projects: Sequence[Project], config: 
             project_plans, mark = plan_events(project, watermark, config, now, count_by_day)
             plans.extend(project_plans)
             if mark is not None:
+                if config.handover_watermark is not None and watermark is None:
+                    mark = min(mark, config.handover_watermark)
                 new_marks[str(project.id)] = mark.isoformat()
         logger.info("events: %d queries planned for %d projects", len(plans), len(projects))
         yield from interleave(

@@ -1,0 +1,124 @@
+"""`posthog-pipeline backfill`: years of events in windows, resumable, then handed over to the incremental.
+
+- The range is cut into windows of `--window` on event `timestamp` (aligned to UTC day boundaries).
+- Windows are loaded a batch at a time; inside a batch they are fetched in parallel (`--workers`) within
+  PostHog's budgets. Each batch is one pipeline run: its events and a row per finished window in the table
+  `backfill_windows` are loaded in one package, so a window is recorded finished only with its events.
+- A re-run skips the windows recorded as finished for the same projects (after loading whatever a killed run
+  had left pending), so a crash costs at most one batch.
+- Several processes may run disjoint ranges with their own `--pipeline-name` into one destination (the
+  orchestrator fan-out pattern); DuckDB loads take turns, other destinations load concurrently.
+- A backfill that reaches the present hands over: one last incremental run under the main pipeline stores a
+  watermark from before the backfill started, so events ingested meanwhile are read by the next run.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from typing import Any
+
+import dlt
+import pendulum
+from dlt.extract.resource import DltResource
+
+from pipelines.runner import RunOptions, finish_pending, make_pipeline, run, single_run
+from posthog_source import settings
+from posthog_source.config import check_range, parse_duration, parse_instant
+from posthog_source.errors import ConfigurationError
+from posthog_source.windows import split_windows
+
+log = logging.getLogger("pipelines")
+
+MARKER_TABLE = "backfill_windows"
+Window = tuple[pendulum.DateTime, pendulum.DateTime]
+
+
+def window_marker(windows: Sequence[Window], scope: str, pipeline_name: str) -> DltResource:
+    """One row per finished window; merged, so re-runs and overlapping processes never duplicate it."""
+
+    @dlt.resource(name=MARKER_TABLE, primary_key=("scope", "window_start", "window_end"), write_disposition="merge",
+                  columns={"window_start": {"data_type": "timestamp", "timezone": True},
+                           "window_end": {"data_type": "timestamp", "timezone": True},
+                           "finished_at": {"data_type": "timestamp", "timezone": True}})
+    def markers() -> Iterator[list[dict[str, Any]]]:
+        now = pendulum.now("UTC")
+        yield [{"scope": scope, "window_start": lo, "window_end": hi, "pipeline_name": pipeline_name,
+                "finished_at": now} for lo, hi in windows]
+
+    return markers
+
+
+def finished_windows(options: RunOptions, scope: str) -> set[tuple[pendulum.DateTime, pendulum.DateTime]]:
+    """Windows recorded as loaded in the destination (empty when the table does not exist yet)."""
+    pipeline = make_pipeline(options)
+    try:
+        with pipeline.sql_client() as client:
+            table = client.make_qualified_table_name(MARKER_TABLE)
+            rows = client.execute_sql(f"SELECT window_start, window_end FROM {table} WHERE scope = %s", scope)
+    except Exception as exc:  # noqa: BLE001 - a missing table or dataset means nothing is finished yet
+        log.debug("no finished backfill windows found: %s", exc)
+        return set()
+    return {(pendulum.instance(lo).in_timezone("UTC"), pendulum.instance(hi).in_timezone("UTC")) for lo, hi in rows}
+
+
+def backfill(
+    options: RunOptions, start_date: str, end_date: str | None, window: str, workers: int,
+    handover_pipeline: str | None = None,
+) -> dict[str, int]:
+    """Load events of [start_date, end_date or now) window by window; returns rows loaded per table."""
+    start = parse_instant(start_date, "start_date")
+    if start is None:
+        raise ConfigurationError("backfill needs --start-date (ISO date such as 2024-01-01)")
+    started_at = pendulum.now("UTC")
+    end = parse_instant(end_date, "end_date")
+    reaches_present = end is None or end >= started_at
+    configured_lag = options.source_args.get("ingestion_lag") or dlt.config.get("sources.posthog.ingestion_lag")
+    lag = parse_duration(configured_lag or settings.DEFAULT_INGESTION_LAG, "ingestion_lag", allow_zero=True)
+    if reaches_present:
+        end = started_at.subtract(seconds=lag)
+    check_range(start, end)
+    windows = split_windows(start, end, parse_duration(window, "window"))
+    projects = options.source_args.get("project_ids")
+    scope = "projects:" + (",".join(str(p) for p in projects) if projects else "all")
+
+    pipeline = make_pipeline(options)
+    with single_run(pipeline):
+        finish_pending(pipeline, options)
+    done = finished_windows(options, scope)
+    todo = [w for w in windows if w not in done]
+    log.info("backfill %s to %s: %d windows, %d already finished, %d to load", start, end, len(windows),
+             len(windows) - len(todo), len(todo))
+    totals: dict[str, int] = {}
+    batch_size = max(1, workers)
+    for batch in _contiguous_batches(todo, batch_size):
+        source_args = {**options.source_args, "start_date": batch[0][0].isoformat(),
+                       "end_date": batch[-1][1].isoformat(), "workers": workers}
+        result = run(replace(options, resources=["events"], source_args=source_args,
+                             extra_resources=[window_marker(batch, scope, options.pipeline_name)]))
+        for table, count in result.rows_extracted.items():
+            totals[table] = totals.get(table, 0) + count
+        log.info("backfill: windows up to %s finished", batch[-1][1])
+    if reaches_present and handover_pipeline:
+        handover_args = {**options.source_args, "start_date": end.isoformat(), "workers": workers,
+                         "handover_watermark": started_at.subtract(seconds=lag).isoformat()}
+        handover_args.pop("end_date", None)
+        result = run(replace(options, pipeline_name=handover_pipeline, resources=["events"],
+                             source_args=handover_args))
+        for table, count in result.rows_extracted.items():
+            totals[table] = totals.get(table, 0) + count
+        log.info("backfill handed over to pipeline '%s': its next run continues incrementally", handover_pipeline)
+    return totals
+
+
+def _contiguous_batches(windows: Sequence[Window], size: int) -> Iterator[list[Window]]:
+    """Batches of up to `size` windows that touch each other (so one start/end pair covers each batch)."""
+    batch: list[Window] = []
+    for window in windows:
+        if batch and (len(batch) == size or batch[-1][1] != window[0]):
+            yield batch
+            batch = []
+        batch.append(window)
+    if batch:
+        yield batch
