@@ -179,13 +179,26 @@ def _json_path(key: str) -> str:
 
 
 def _page_producers(
-    client: PostHogClient, plans: Sequence[QueryPlan], page_size: int, shape: Callable[[pa.Table], pa.Table]
+    client: PostHogClient,
+    plans: Sequence[QueryPlan],
+    page_size: int,
+    shape: Callable[[pa.Table], pa.Table],
+    snapshot: bool = False,
 ) -> list[Callable[[], Iterator[pa.Table]]]:
+    """One producer per plan. For snapshot tables each producer first yields its project's sentinel, but only
+    once PostHog has answered its first query: a refused or failing project keeps its old rows."""
+
     def producer(plan: QueryPlan) -> Callable[[], Iterator[pa.Table]]:
         def run() -> Iterator[pa.Table]:
             logger.info("reading %s: %s", plan.table.table, plan.label)
-            for page in keyset_pages(client, plan.project, plan.table, plan.conditions, page_size, plan.label):
-                yield shape(page)
+            pages = keyset_pages(client, plan.project, plan.table, plan.conditions, page_size, plan.label)
+            first = next(pages, None)
+            if snapshot:
+                yield _sentinel_table(plan.table, [plan.project.id])
+            if first is not None:
+                yield shape(first)
+                for page in pages:
+                    yield shape(page)
 
         return run
 
@@ -295,9 +308,9 @@ def persons_resource(
             conditions = tuple(range_condition("created_at", mark, created_hi))
             label = f"project {project.id} created_at [{mark.isoformat() if mark else '-inf'}, {created_hi})"
             plans.append(QueryPlan(project, hogql.PERSONS, conditions, label))
-        if full_refresh:
-            yield _sentinel_table(hogql.PERSONS, [p.id for p in projects])
-        yield from interleave(_page_producers(client, plans, page_size, _with_sentinel_column), workers)
+        yield from interleave(
+            _page_producers(client, plans, page_size, _with_sentinel_column, snapshot=full_refresh), workers
+        )
         watermarks.update({str(p.id): created_hi.isoformat() for p in projects})
 
     return persons
@@ -316,7 +329,8 @@ def person_distinct_ids_resource(
 
     def read_distinct_ids() -> Iterator[pa.Table]:
         plans = [QueryPlan(p, hogql.PERSON_DISTINCT_IDS, (), f"project {p.id} (all)") for p in projects]
-        yield _sentinel_table(hogql.PERSON_DISTINCT_IDS, [p.id for p in projects])
-        yield from interleave(_page_producers(client, plans, page_size, _with_sentinel_column), workers)
+        yield from interleave(
+            _page_producers(client, plans, page_size, _with_sentinel_column, snapshot=True), workers
+        )
 
     return person_distinct_ids

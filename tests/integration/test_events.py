@@ -134,3 +134,13 @@ def test_real_rate_limits_time_compressed_serve_no_429(make_fake_server, tmp_pat
     run_pipeline(server, tmp_path, resources=HOGQL_TABLES, page_size=150, rate_limit_time_scale=10.0, workers=4)
     assert server.throttled_count == 0
     assert_events_exact(server.world, tmp_path)
+
+
+def test_key_without_query_scope_skips_hogql_tables_and_keeps_loaded_rows(make_fake_server, tmp_path, caplog):
+    server = make_fake_server(seed=9, events=2_000)
+    run_pipeline(server, tmp_path, resources=HOGQL_TABLES)
+    before = {t: len(read_rows(tmp_path, t)) for t in HOGQL_TABLES}
+    run_pipeline(server, tmp_path, key="no_query", resources=[*HOGQL_TABLES, "cohorts"], full_refresh=True)
+    assert {t: len(read_rows(tmp_path, t)) for t in HOGQL_TABLES} == before  # nothing wiped
+    assert read_rows(tmp_path, "cohorts")  # what the key may read still loads
+    assert "skipped person_distinct_ids" in caplog.text and "query:read" in caplog.text
