@@ -72,14 +72,21 @@ def _project_pages(client: PostHogClient, endpoint: Endpoint, projects: Sequence
     for project in projects:
         seen: set[tuple[Any, ...]] = set()
         first = True
-        for page in _raw_pages(client, endpoint, project):
-            if endpoint.organization_rows_once:
-                page = _keep_organization_rows_once(page, organization_rows.setdefault(project.organization_id, set()))
-            rows = shape_rows(page, endpoint, project.id, seen)
-            if first:  # only once the project proved readable, so a refused project keeps its old rows
-                rows.insert(0, snapshot_sentinel(endpoint, project.id))
-                first = False
-            yield rows
+        try:
+            for page in _raw_pages(client, endpoint, project):
+                if endpoint.organization_rows_once:
+                    page = _keep_organization_rows_once(
+                        page, organization_rows.setdefault(project.organization_id, set())
+                    )
+                rows = shape_rows(page, endpoint, project.id, seen)
+                if first:  # only once the project proved readable, so a refused project keeps its old rows
+                    rows.insert(0, snapshot_sentinel(endpoint, project.id))
+                    first = False
+                yield rows
+        except PermissionDeniedError as exc:
+            if exc.scope:  # the key lacks the scope: no project will do, skip the resource
+                raise
+            logger.warning("skipped %s of project %s: %s", endpoint.table, project.id, exc)
 
 
 def _raw_pages(client: PostHogClient, endpoint: Endpoint, project: Project) -> Iterator[Rows]:

@@ -118,3 +118,14 @@ def test_run_over_one_project_leaves_the_others_alone(server, tmp_path):
     run_pipeline(server, tmp_path, resources=["feature_flags"], project_ids=[2])
     after = {(r["project_id"], r["id"]) for r in read_rows(tmp_path, "feature_flags")}
     assert after == before  # project 1 was not read, so its rows are untouched
+
+
+def test_resources_the_key_may_not_read_are_skipped_by_name(server, tmp_path, caplog):
+    tables = [e.table for e in PROJECT_ENDPOINTS]
+    run_pipeline(server, tmp_path, key="limited", resources=tables)
+    assert "skipped feature_flags" in caplog.text and "feature_flag:read" in caplog.text
+    assert "skipped session_recordings" in caplog.text and "session_recording:read" in caplog.text
+    for endpoint in PROJECT_ENDPOINTS:
+        if endpoint.table in ("feature_flags", "session_recordings"):
+            continue
+        assert set(loaded_rows(tmp_path, endpoint)) == set(expected_rows(server.world, endpoint)), endpoint.table
