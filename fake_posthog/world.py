@@ -317,6 +317,10 @@ class World:
         order (row n/2 for smaller projects) and a 1000-row page boundary in timestamp order."""
         n = self.con.execute("SELECT count(*) FROM events WHERE team_id = ?", [team_id]).fetchone()[0]
         target = 50_000 if n > 50_000 + size else n // 2
+        if target < size // 2:  # too few events for a block in the middle: it goes first
+            target = size // 2
+        if n == 0:
+            return
         t_us = self.con.execute(
             "SELECT epoch_us(created_at) FROM events WHERE team_id = ? ORDER BY created_at, uuid "
             "LIMIT 1 OFFSET ?", [team_id, target - size // 2]).fetchone()[0]

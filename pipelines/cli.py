@@ -7,6 +7,7 @@ An error is one line on stderr (a traceback only with --debug), and the API key 
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import re
 import sys
@@ -31,6 +32,8 @@ from posthog_source.errors import ConfigurationError, PostHogSourceError
 from posthog_source.projects import discover_projects
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_AUTH = 0, 1, 2, 3
+# A destination or working folder that cannot be written: bad configuration, not a crash.
+_UNWRITABLE = frozenset({errno.ENOTDIR, errno.EISDIR, errno.EACCES, errno.EPERM, errno.EROFS})
 _KEY_PATTERN = re.compile(r"(ph[xcs]_)[A-Za-z0-9_\-]{6,}")
 
 log = logging.getLogger("posthog_source")
@@ -211,16 +214,15 @@ def explain(exc: BaseException) -> tuple[int, str]:
                 if "api_key" in text
                 else f"missing configuration: {text.splitlines()[0]}"
             )
-        if (
-            "TomlDecodeError" in name
-            or "TOMLKitError" in name
-            or "ParseError" in name
-            and "toml" in repr(error).lower()
-        ):
+        if type(error).__module__.split(".")[0] in ("tomlkit", "tomllib", "toml") or "TomlDecodeError" in name:
             return EXIT_BAD_INPUT, f"a .dlt config file has a syntax error ({text.splitlines()[0]}); fix it"
         if "Could not set lock" in text or "Conflicting lock" in text:
             return EXIT_BAD_INPUT, (
                 "the DuckDB file is in use by another process; close it (or wait for the other run) and try again"
+            )
+        if isinstance(error, OSError) and error.errno in _UNWRITABLE:
+            return EXIT_BAD_INPUT, (
+                f"cannot write {error.filename} ({error.strerror}); check the path and its permissions"
             )
         if "read-only" in text.lower() or "Permission denied" in text or "readonly" in text.lower():
             return EXIT_BAD_INPUT, f"cannot write to the destination ({text.splitlines()[0]}); check the path"

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import dlt
+from dlt.common.destination import Destination
 from dlt.common.pipeline import LoadInfo
 from dlt.common.runtime.collector import Collector, NullCollector
 from dlt.extract.resource import DltResource
@@ -41,6 +42,9 @@ class RunOptions:
     progress: Collector = field(default_factory=NullCollector)
     # Loaded in the same package as the source's tables (backfill bookkeeping rides with its events).
     extra_resources: Sequence[DltResource] = ()
+    # Filesystem destination only: "delta" (or "iceberg") tables instead of plain parquet files, which are
+    # append-only (merges become appends there).
+    table_format: str | None = None
 
 
 @dataclass
@@ -67,14 +71,13 @@ def default_duckdb_file() -> str:
 
 
 def make_pipeline(options: RunOptions) -> dlt.Pipeline:
-    destination: Any = options.destination
-    if options.destination == "duckdb":
-        destination = dlt.destinations.duckdb(options.duckdb_path or default_duckdb_file())
+    """The pipeline for `options`. Credentials, paths (`bucket_url`) and other destination settings come the
+    dlt way (DESTINATION__<NAME>__..., .dlt/secrets.toml); only DuckDB gets our default file."""
     try:
         return dlt.pipeline(
             pipeline_name=options.pipeline_name,
             pipelines_dir=options.pipelines_dir,
-            destination=destination,
+            destination=_destination(options),
             dataset_name=options.dataset_name,
             progress=options.progress,
         )
@@ -85,6 +88,27 @@ def make_pipeline(options: RunOptions) -> dlt.Pipeline:
                 "postgres, bigquery, snowflake or filesystem (and install its extra)"
             ) from exc
         raise
+
+
+def _destination(options: RunOptions) -> Any:
+    """DuckDB: our default file. Warehouses: a staging dataset per pipeline, so the processes of a fanned-out
+    backfill (one pipeline name each) never truncate each other's staging tables mid-merge."""
+    if options.destination == "duckdb":
+        return dlt.destinations.duckdb(options.duckdb_path or default_duckdb_file())
+    if options.destination == "filesystem":
+        # Parquet for every table (dlt's default for rows that are not Arrow pages is JSON lines).
+        return Destination.from_reference("filesystem", preferred_loader_file_format="parquet")
+    if "." in options.destination:
+        return options.destination  # a custom destination reference: as configured
+    if dlt.config.get(f"destination.{options.destination}.staging_dataset_name_layout"):
+        return options.destination
+    layout = f"%s_staging_{options.pipeline_name}"
+    extra: dict[str, Any] = {}
+    if options.destination == "postgres":
+        # dlt loads Arrow pages into PostgreSQL as CSV with FORCE_NULL, which turns every empty string into
+        # NULL: INSERT statements (or parquet through ADBC when adbc-driver-postgresql is installed) keep them.
+        extra["supported_loader_file_formats"] = ["insert_values", "parquet", "model"]
+    return Destination.from_reference(options.destination, staging_dataset_name_layout=layout, **extra)
 
 
 def run(options: RunOptions) -> RunResult:
@@ -98,7 +122,7 @@ def run(options: RunOptions) -> RunResult:
             source = source.with_resources(*resources)
         for extra in options.extra_resources:
             source.resources.add(extra)
-        pipeline.extract(source)
+        pipeline.extract(source, table_format=options.table_format)  # type: ignore[arg-type]
         pipeline.normalize()
         with destination_lock(pipeline, options):
             load_info = pipeline.load()
@@ -110,11 +134,27 @@ def run(options: RunOptions) -> RunResult:
 def finish_pending(pipeline: dlt.Pipeline, options: RunOptions) -> None:
     """A run killed after extracting left a package on disk: load it before anything new (dlt would
     otherwise ignore the new data), so a re-run after any crash ends exact."""
+    _drop_extracted_copies_already_normalized(pipeline)
     if pipeline.has_pending_data:
         log.info("finishing the load of a previous run that was interrupted")
         pipeline.normalize()
         with destination_lock(pipeline, options):
             pipeline.load()
+
+
+def _drop_extracted_copies_already_normalized(pipeline: dlt.Pipeline) -> None:
+    """A kill inside dlt's normalize step can leave a package both normalized and still extracted; dlt would
+    then fail on every later run ("Directory not empty"). The normalized copy is complete, so the extracted
+    one is dropped. (dlt 1.31 has no public call for this; the storages are pinned with dlt in the lock.)"""
+    try:
+        normalize_storage = pipeline._get_normalize_storage()
+        normalized = set(pipeline._get_load_storage().list_normalized_packages())
+    except (AttributeError, FileNotFoundError):
+        return
+    for load_id in normalize_storage.extracted_packages.list_packages():
+        if load_id in normalized:
+            log.info("dropping the extracted copy of package %s, which was already normalized", load_id)
+            normalize_storage.extracted_packages.delete_package(load_id)
 
 
 @contextlib.contextmanager
@@ -137,15 +177,25 @@ def single_run(pipeline: dlt.Pipeline) -> Iterator[None]:
 
 @contextlib.contextmanager
 def destination_lock(pipeline: dlt.Pipeline, options: RunOptions) -> Iterator[None]:
-    """DuckDB allows one writing process per file: processes of a fanned-out backfill take turns loading
-    (their extraction still runs in parallel). Other destinations handle concurrent writers themselves."""
-    if options.destination != "duckdb":
-        yield
+    """Lets the processes of a fanned-out backfill load into one destination. DuckDB allows one writing
+    process per file: loads take turns (extraction still runs in parallel). PostgreSQL takes concurrent
+    loads, but two processes creating or altering the same tables at once collide: the schema is migrated
+    under an advisory lock per dataset, then the data loads concurrently. Others load as they are."""
+    if options.destination == "duckdb":
+        lock_path = Path(os.path.abspath(options.duckdb_path or default_duckdb_file()) + ".lock")
+        with open(lock_path, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
         return
-    lock_path = Path(os.path.abspath(options.duckdb_path or default_duckdb_file()) + ".lock")
-    with open(lock_path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    if options.destination == "postgres" and pipeline.default_schema_name:
+        with pipeline.sql_client() as client:
+            key = f"posthog-dlt:{options.dataset_name}"
+            client.execute_sql("SELECT pg_advisory_lock(hashtext(%s))", key)
+            try:
+                pipeline.sync_schema()
+            finally:
+                client.execute_sql("SELECT pg_advisory_unlock(hashtext(%s))", key)
+    yield

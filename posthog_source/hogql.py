@@ -242,25 +242,32 @@ def _as_text(value: Any) -> str | None:
 
 def to_utc_timestamps(values: Sequence[str | None], project_timezone: str) -> pa.Array:
     """HogQL instants -> UTC. Values with an offset (the normal case) are converted by Arrow in C; values
-    without one are wall-clock times in the project's zone."""
+    without one are wall-clock times in the project's zone (an ambiguous or skipped wall-clock time is read
+    as the earliest instant it can mean). A page mixing both forms is converted value by value, by the same
+    rules."""
     strings = pa.array(values, pa.string())
     try:
         return strings.cast(TIMESTAMP)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         pass
     try:
-        wall_clock = strings.cast(pa.timestamp("us"))
-        local = pc.assume_timezone(wall_clock, project_timezone, ambiguous="earliest", nonexistent="earliest")
-        return local.cast(TIMESTAMP)
+        return _wall_clock_to_utc(strings, project_timezone)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         pass
     converted = []  # a mix of forms: slow but exact
     for value in values:
-        if value is None:
-            converted.append(None)
-            continue
-        parsed = pendulum.parse(value, tz=project_timezone)
-        if not isinstance(parsed, pendulum.DateTime):
-            raise PostHogSourceError(f"HogQL returned '{value}' where an instant was expected")
-        converted.append(parsed.in_timezone("UTC"))
+        single = pa.array([value], pa.string())
+        try:
+            converted.append(single.cast(TIMESTAMP)[0].as_py())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            try:
+                converted.append(_wall_clock_to_utc(single, project_timezone)[0].as_py())
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise PostHogSourceError(f"HogQL returned '{value}' where an instant was expected") from exc
     return pa.array(converted, TIMESTAMP)
+
+
+def _wall_clock_to_utc(strings: pa.Array, project_timezone: str) -> pa.Array:
+    wall_clock = strings.cast(pa.timestamp("us"))
+    local = pc.assume_timezone(wall_clock, project_timezone, ambiguous="earliest", nonexistent="earliest")
+    return local.cast(TIMESTAMP)

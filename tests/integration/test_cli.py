@@ -13,6 +13,7 @@ import pytest
 
 def cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("SOURCES__", "DESTINATION__"))}
+    full_env["DLT_DATA_DIR"] = str(cwd / "dlt")  # pipeline state of this test only
     full_env.update(env)
     return subprocess.run([sys.executable, "-m", "pipelines", *args], env=full_env, cwd=cwd,
                           capture_output=True, text=True, timeout=300)

@@ -1,0 +1,1 @@
+"""Orchestrator examples: Dagster definitions (tested), an Airflow DAG and a GitHub Actions schedule."""

@@ -1,0 +1,116 @@
+"""Shared pieces of the reliability suite: the CLI as a subprocess, fast retries in-process, DuckDB snapshots."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+import posthog_source
+from fake_posthog import FakePostHog
+from posthog_source.client import PostHogClient
+
+WRAPPER = Path(__file__).with_name("cli_wrapper.py")
+START_DATE = "2025-06-01"  # before every event of the generated worlds (anchored on FAKE_NOW)
+
+
+@dataclass
+class CliResult:
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+    def error_lines(self) -> list[str]:
+        return [line for line in self.stderr.splitlines() if line.startswith("error:")]
+
+
+def cli_env(workdir: Path, server: FakePostHog | None, key: str | None = "full", **extra: str) -> dict[str, str]:
+    """Environment of a CLI subprocess: only our settings, so no developer config leaks in."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SOURCES__", "DESTINATION__", "RUNTIME__"))}
+    env.update({
+        "DLT_DATA_DIR": str(workdir / "dlt"),
+        "DESTINATION__DUCKDB__CREDENTIALS": str(workdir / "warehouse.duckdb"),
+        "SOURCES__POSTHOG__START_DATE": START_DATE,
+        "SOURCES__POSTHOG__INGESTION_LAG": "0",
+        "RUNTIME__DLTHUB_TELEMETRY": "false",
+    })
+    if server is not None:
+        env["SOURCES__POSTHOG__HOST"] = server.url
+        if key is not None:
+            env["SOURCES__POSTHOG__API_KEY"] = server.world.keys.get(key, key)
+    env.update(extra)
+    return env
+
+
+def run_cli(
+    args: Sequence[str], env: dict[str, str], cwd: Path, kill_at: str | None = None, fast_retries: bool = False,
+    timeout: float = 120,
+) -> CliResult:
+    """`posthog-pipeline <args>` in a subprocess (through the wrapper when a kill point or fast retries are
+    asked for), from `cwd` so that no repository .dlt config applies."""
+    options = (["--kill-at", kill_at] if kill_at else []) + (["--fast-retries"] if fast_retries else [])
+    command = [sys.executable, str(WRAPPER), *options, "--", *args]
+    done = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    return CliResult(done.returncode, done.stdout, done.stderr)
+
+
+def start_cli(args: Sequence[str], env: dict[str, str], cwd: Path, kill_at: str | None = None) -> subprocess.Popen[str]:
+    options = ["--kill-at", kill_at] if kill_at else []
+    return subprocess.Popen([sys.executable, str(WRAPPER), *options, "--", *args], env=env, cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def snapshot(path: Path) -> dict[str, list[tuple[Any, ...]]]:
+    """Every table of the DuckDB file (dlt's own included), rows sorted: equal snapshots = nothing changed."""
+    with duckdb.connect(str(path), read_only=True) as con:
+        tables = con.execute(
+            "SELECT table_schema, table_name FROM information_schema.tables ORDER BY 1, 2"
+        ).fetchall()
+        return {
+            f"{schema}.{table}": sorted(con.execute(f'SELECT * FROM "{schema}"."{table}"').fetchall(), key=repr)
+            for schema, table in tables
+        }
+
+
+def copy_workdir(source: Path, target: Path) -> None:
+    """A loaded warehouse and its pipeline state, cloned so each case starts from the same loaded state."""
+    shutil.copy(source / "warehouse.duckdb", target / "warehouse.duckdb")
+    shutil.copytree(source / "dlt", target / "dlt")
+
+
+@pytest.fixture
+def fast_client(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[PostHogClient]]:
+    """In-process runs retry without real backoff sleeps (waits asked by PostHog are capped at 50 ms, and
+    recorded). Yields the clients built, so a test can read their stats and the waits they asked for."""
+    built: list[PostHogClient] = []
+    original: Callable[..., PostHogClient] = posthog_source.build_client
+
+    def build(*args: Any, **kwargs: Any) -> PostHogClient:
+        client = original(*args, **kwargs)
+        client.backoff_base = 0.01
+        client.slept = []  # type: ignore[attr-defined]
+
+        def sleep(seconds: float, record: list[float] = client.slept) -> None:  # type: ignore[attr-defined]
+            record.append(seconds)
+            import time
+
+            time.sleep(min(seconds, 0.05))
+
+        client._sleep = sleep
+        built.append(client)
+        return client
+
+    monkeypatch.setattr(posthog_source, "build_client", build)
+    yield built

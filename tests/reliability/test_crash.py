@@ -1,0 +1,91 @@
+"""Crash safety: SIGKILL at chosen points of a run or a backfill; the next run ends exact.
+
+The CLI runs in a subprocess (tests/reliability/cli_wrapper.py) that kills itself at a deterministic point;
+the fake PostHog runs in this process, so the world can change between the kill and the re-run.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from fake_posthog import FakePostHog
+from posthog_source.catalogue import ENDPOINTS
+from tests.integration.test_events import assert_events_exact, assert_persons_exact
+from tests.integration.test_metadata import assert_same_values, expected_rows, loaded_rows
+from tests.reliability.conftest import cli_env, run_cli, start_cli
+
+METADATA = ["feature_flags", "cohorts"]
+RUN = ["run", "--resources", ",".join(["events", "persons", "person_distinct_ids", *METADATA])]
+BACKFILL = ["backfill", "--start-date", "2025-12-01", "--end-date", "2026-03-16", "--window", "21d",
+            "--workers", "2", "--no-handover"]
+KILLED = -signal.SIGKILL
+
+
+def assert_run_tables_exact(world: object, workdir: Path) -> None:
+    assert_events_exact(world, workdir)
+    assert_persons_exact(world, workdir)
+    for endpoint in (e for e in ENDPOINTS if e.table in METADATA):
+        expected, loaded = expected_rows(world, endpoint), loaded_rows(workdir, endpoint)
+        assert set(loaded) == set(expected), endpoint.table
+        for key, row in expected.items():
+            assert_same_values(row, loaded[key], endpoint)
+
+
+@pytest.mark.parametrize(("command", "kill_at"), [
+    (RUN, "pages:3"),  # mid-extract, some pages fetched
+    (RUN, "after:extract"),  # extracted package on disk, not normalized
+    (RUN, "during:normalize"),  # package committed as normalized, extracted copy not yet removed
+    (RUN, "after:normalize"),  # normalized, not loaded
+    (RUN, "during:load"),  # rows in the destination, package not marked loaded
+    (BACKFILL, "backfill:1"),  # between backfill batches
+    (BACKFILL, "pages:4"),  # inside a backfill batch
+], ids=lambda v: v if isinstance(v, str) else v[0])
+def test_rerun_after_sigkill_is_exact(make_fake_server: Callable[..., FakePostHog], tmp_path: Path,
+                                      command: list[str], kill_at: str) -> None:
+    server = make_fake_server(seed=17, events=3_000)
+    world = server.world
+    env = cli_env(tmp_path, server, SOURCES__POSTHOG__PAGE_SIZE="400")
+    killed = run_cli(command, env, tmp_path, kill_at=kill_at)
+    assert killed.code == KILLED, killed.stderr[-2000:]
+    if command is RUN:  # new data arrives before the re-run: pending and new rows must both land once
+        world.add_events(1, 150, created_at=datetime.now(UTC))
+        world.add_persons(2, 10)
+        world.delete_object("feature_flags", 1, world.visible_objects("feature_flags", 1)[0]["id"])
+    rerun = run_cli(command, env, tmp_path)
+    assert rerun.code == 0, rerun.stderr[-3000:]
+    if command is RUN:
+        assert_run_tables_exact(world, tmp_path)
+    else:
+        assert_events_exact(world, tmp_path)
+
+
+def test_second_concurrent_run_refuses(make_fake_server: Callable[..., FakePostHog], tmp_path: Path) -> None:
+    """While one run holds the pipeline, a second exits 2 saying so; the held run, once killed, is recovered."""
+    server = make_fake_server(seed=17, events=1_000)
+    env = cli_env(tmp_path, server)
+    args = ["run", "--resources", "events,cohorts"]
+    first = start_cli(args, env, tmp_path, kill_at="hold:extract")
+    try:
+        marker = tmp_path / "dlt" / "holding"
+        deadline = time.monotonic() + 60
+        while not marker.exists():
+            assert first.poll() is None and time.monotonic() < deadline, "first run did not start"
+            time.sleep(0.1)
+        second = run_cli(args, env, tmp_path)
+    finally:
+        first.kill()
+        first.wait()
+    assert second.code == 2, second.stderr
+    assert second.error_lines() == [
+        "error: pipeline 'posthog_pipeline' is already running in another process; wait for it to finish "
+        "(or use a different --pipeline-name for a separate run)"
+    ]
+    assert "Traceback" not in second.stderr
+    assert run_cli(args, env, tmp_path).code == 0
+    assert_events_exact(server.world, tmp_path)
