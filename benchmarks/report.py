@@ -77,7 +77,7 @@ class Report:
                      f"| {fmt(med(runs, lambda r: r.events_per_second))} "
                      f"| {fmt(med(runs, lambda r: r.peak_tree_rss_mb))} / {fmt(max(r.peak_tree_rss_mb for r in runs))} "
                      f"| {fmt(med(runs, lambda r: r.rows))} / {truth:,} | {fmt(med(runs, lambda r: r.distinct))} "
-                     f"| {100 * med(runs, lambda r: r.distinct) / truth:.1f} % "
+                     f"| {100 * med(runs, lambda r: r.distinct) / truth:.2f} % "
                      f"| {fmt(med(runs, lambda r: r.requests))} "
                      f"| {fmt(med(runs, lambda r: r.throttled))} "
                      f"| {'—' if system == 'ours' else ratio(ours, self.eps(scenario, system))} |")

@@ -7,6 +7,7 @@ An error is one line on stderr (a traceback only with --debug), and the API key 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import logging
 import re
@@ -16,6 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import dlt
+import pyarrow as pa
 
 from pipelines.runner import (
     DEFAULT_DATASET,
@@ -297,7 +299,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def release_memory_promptly() -> None:
+    """Arrow's default allocator (mimalloc) keeps freed pages for reuse; pages of 50,000 events come and go,
+    so the system allocator keeps a long run's memory flat at no measurable cost in speed."""
+    with contextlib.suppress(AttributeError, NotImplementedError):  # a build without it keeps its default
+        pa.set_memory_pool(pa.system_memory_pool())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    release_memory_promptly()
     args = build_parser().parse_args(argv)
     setup_logging(args.debug)
     handler: Callable[[argparse.Namespace], int] = args.handler

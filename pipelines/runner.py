@@ -15,6 +15,7 @@ import dlt
 from dlt.common.destination import Destination
 from dlt.common.pipeline import LoadInfo
 from dlt.common.runtime.collector import Collector, NullCollector
+from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.extract.resource import DltResource
 
 from posthog_source import ALL_TABLES, posthog_source
@@ -23,6 +24,11 @@ from posthog_source.errors import ConfigurationError
 DEFAULT_PIPELINE_NAME = "posthog_pipeline"
 # One file for run, backfill and report alike (not named like the dataset: DuckDB would confuse the two).
 DEFAULT_DUCKDB_FILE = "posthog_pipeline.duckdb"
+
+# The loader's DuckDB connection spills to disk past this, so loading a large run keeps memory flat (DuckDB's
+# default is 80 % of the machine). Our merges (upsert for events, delete-insert without a dedup window for
+# the rest) are joins, which spill.
+DUCKDB_LOADER_CONFIG = {"memory_limit": "384MB", "preserve_insertion_order": False}
 
 log = logging.getLogger("pipelines")
 DEFAULT_DATASET = "posthog"
@@ -94,7 +100,8 @@ def _destination(options: RunOptions) -> Any:
     """DuckDB: our default file. Warehouses: a staging dataset per pipeline, so the processes of a fanned-out
     backfill (one pipeline name each) never truncate each other's staging tables mid-merge."""
     if options.destination == "duckdb":
-        return dlt.destinations.duckdb(options.duckdb_path or default_duckdb_file())
+        path = options.duckdb_path or default_duckdb_file()
+        return dlt.destinations.duckdb(DuckDbCredentials(path, global_config=DUCKDB_LOADER_CONFIG))
     if options.destination == "filesystem":
         # Parquet for every table (dlt's default for rows that are not Arrow pages is JSON lines).
         return Destination.from_reference("filesystem", preferred_loader_file_format="parquet")

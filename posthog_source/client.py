@@ -127,8 +127,12 @@ class PostHogClient:
         """GET and parse JSON. `path_or_url` is relative to the host or an absolute `next` link."""
         return self.request("GET", path_or_url, params=params, what=what)
 
-    def post(self, path: str, body: Mapping[str, Any], what: str = "") -> Any:
-        return self.request("POST", path, body=body, what=what)
+    def post(
+        self, path: str, body: Mapping[str, Any], what: str = "", parse: Callable[[bytes], Any] = orjson.loads
+    ) -> Any:
+        """POST JSON. `parse` turns the response body into the result (a body it cannot parse, such as one cut
+        short by a dropped connection, is retried like any transient fault)."""
+        return self.request("POST", path, body=body, what=what, parse=parse)
 
     def url_for(self, path_or_url: str) -> str:
         """Absolute URL on our host. `next` links are re-based onto the configured origin so the key is
@@ -149,6 +153,7 @@ class PostHogClient:
         params: Mapping[str, Any] | None = None,
         body: Mapping[str, Any] | None = None,
         what: str = "",
+        parse: Callable[[bytes], Any] = orjson.loads,
     ) -> Any:
         """Send one request with retries; returns the parsed JSON of a 2xx. A body cut short by a dropped
         connection fails to parse and is retried like any other transient fault."""
@@ -175,7 +180,7 @@ class PostHogClient:
                 content = response.content
                 if 200 <= status < 300:
                     try:
-                        return orjson.loads(content)
+                        return parse(content)
                     except orjson.JSONDecodeError:
                         problem = "truncated response body"
                 elif status == 429:

@@ -32,7 +32,7 @@ from posthog_source.errors import ConfigurationError
 from posthog_source.hogql import HogQLTable, Project, keyset_pages, range_condition
 from posthog_source.metadata import skip_when_denied
 from posthog_source.parallel import interleave
-from posthog_source.rest import SENTINEL_COLUMN
+from posthog_source.rest import SENTINEL_COLUMN, SNAPSHOT_DISPOSITION
 from posthog_source.windows import group_windows, split_windows
 
 logger = logging.getLogger("posthog_source")
@@ -219,8 +219,10 @@ EVENT_COLUMNS: TTableSchemaColumns = {
 
 
 def events_resource(client: PostHogClient, projects: Sequence[Project], config: EventsConfig) -> DltResource:
-    @dlt.resource(name="events", primary_key=("project_id", "uuid"), write_disposition="merge",
-                  columns=EVENT_COLUMNS)
+    # Upsert: a MERGE on the key, which DuckDB runs in bounded memory (dlt's default delete-insert
+    # deduplicates the staged rows with a window over every column, which grows with the run).
+    @dlt.resource(name="events", primary_key=("project_id", "uuid"), columns=EVENT_COLUMNS,
+                  write_disposition={"disposition": "merge", "strategy": "upsert"})
     def events() -> Iterator[pa.Table]:
         yield from skip_when_denied("events", read_events)
 
@@ -246,6 +248,7 @@ def events_resource(client: PostHogClient, projects: Sequence[Project], config: 
         yield from interleave(
             _page_producers(client, plans, config.page_size, lambda t: promote_properties(t, config.promoted)),
             config.workers,
+            buffered=2,  # pages waiting for dlt's writer: enough to keep the walks busy
         )
         watermarks.update(new_marks)  # committed by dlt only together with the loaded data
 
@@ -293,7 +296,7 @@ def persons_resource(
     }
 
     @dlt.resource(name="persons", primary_key=("project_id", "id"), columns=columns,
-                  write_disposition={"disposition": "merge", "strategy": "delete-insert"},
+                  write_disposition=SNAPSHOT_DISPOSITION,
                   merge_key="project_id" if full_refresh else None)
     def persons() -> Iterator[pa.Table]:
         yield from skip_when_denied("persons", read_persons)
@@ -322,7 +325,7 @@ def person_distinct_ids_resource(
     """Every distinct id and its person, re-read each run (HogQL offers no change time for this table)."""
 
     @dlt.resource(name="person_distinct_ids", primary_key=("project_id", "distinct_id"),
-                  write_disposition={"disposition": "merge", "strategy": "delete-insert"},
+                  write_disposition=SNAPSHOT_DISPOSITION,
                   merge_key="project_id", columns=SNAPSHOT_HINTS)
     def person_distinct_ids() -> Iterator[pa.Table]:
         yield from skip_when_denied("person_distinct_ids", read_distinct_ids)

@@ -11,6 +11,7 @@ Rules this module is built on (posthog-api.md §3):
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -170,6 +171,51 @@ class Project:
     organization_id: str | None
 
 
+@dataclass(frozen=True)
+class _Page:
+    table: pa.Table | None  # None when the page is empty
+    more: bool  # PostHog may hold more rows after this page
+    last_key: tuple[Any, Any] | None  # (cursor, tie-breaker) of the last row, for the next query
+
+
+# Parsed JSON is several times the size of its Arrow page, and parsing holds the GIL anyway: pages are
+# parsed and converted one at a time, so memory stays flat however many walks run in parallel.
+_PARSE_LOCK = threading.Lock()
+
+
+def _parse_page(content: bytes, table: HogQLTable, project: Project, page_size: int) -> _Page:
+    with _PARSE_LOCK:
+        response = orjson.loads(content)
+        rows = response.get("results") or []
+        if not rows:
+            return _Page(None, False, None)
+        arrow = rows_to_arrow(rows, table, project)
+        # The effective limit may be lower than asked (self-hosted settings): only a page shorter than both
+        # ends the walk, never a short page alone.
+        effective = min(page_size, int(response.get("limit") or page_size))
+        more = len(rows) >= effective or bool(response.get("hasMore"))
+        names = [c.name for c in table.columns]
+        last = rows[-1]
+        if table.column(table.cursor).arrow_type == TIMESTAMP:
+            cursor_value = arrow.column(table.cursor)[-1].as_py()
+        else:
+            cursor_value = last[names.index(table.cursor)]
+        return _Page(drop_adjacent_duplicates(arrow, table.tie_breaker), more,
+                     (cursor_value, last[names.index(table.tie_breaker)]))
+
+
+def drop_adjacent_duplicates(page: pa.Table, key: str) -> pa.Table:
+    """ClickHouse keeps copies of an event until it merges them (posthog-api.md §3.3); copies share
+    timestamp, ingestion time and uuid, so in our key order they are neighbours. The first copy stays."""
+    if page.num_rows < 2:
+        return page
+    column = page.column(key).combine_chunks()
+    same_as_previous = pc.fill_null(pc.equal(column.slice(1), column.slice(0, len(column) - 1)), False)
+    if not pc.any(same_as_previous).as_py():
+        return page
+    return page.filter(pa.concat_arrays([pa.array([True]), pc.invert(same_as_previous)]))
+
+
 def keyset_pages(
     client: PostHogClient,
     project: Project,
@@ -180,36 +226,28 @@ def keyset_pages(
 ) -> Iterator[pa.Table]:
     """Every row matching `conditions`, one Arrow table per HogQL page, in (cursor, tie-breaker) order."""
     page_size = min(page_size, settings.HOGQL_MAX_ROWS)
-    names = [c.name for c in table.columns]
-    cursor_at, tie_at = names.index(table.cursor), names.index(table.tie_breaker)
     after: tuple[Any, Any] | None = None
     path = f"/api/projects/{project.id}/query/"
     what = f"{table.table} of project {project.id}"
+
+    def parse(content: bytes) -> _Page:
+        return _parse_page(content, table, project, page_size)
+
     while True:
-        query = build_query(table, conditions, after, page_size)
         body = {
-            "query": {"kind": "HogQLQuery", "query": query},
+            "query": {"kind": "HogQLQuery", "query": build_query(table, conditions, after, page_size)},
             "name": f"posthog-dlt {table.table} {label}".strip(),
             "refresh": "force_blocking",  # a cached answer could be stale
         }
-        response = client.post(path, body, what=what)
-        rows = response.get("results") or []
-        if not rows:
+        page: _Page = client.post(path, body, what=what, parse=parse)
+        if page.table is None:
             return
-        arrow = rows_to_arrow(rows, table, project)
-        yield arrow
-        # The effective limit may be lower than asked (self-hosted settings); only a page shorter than
-        # both ends the walk.
-        effective = min(page_size, int(response.get("limit") or page_size))
-        if len(rows) < effective and not response.get("hasMore"):
+        yield page.table
+        if not page.more:
             return
-        last = rows[-1]
-        is_instant = table.column(table.cursor).arrow_type == TIMESTAMP
-        cursor_value = arrow.column(table.cursor)[-1].as_py() if is_instant else last[cursor_at]
-        new_after = (cursor_value, last[tie_at])
-        if after is not None and new_after <= after:
-            raise PostHogSourceError(f"HogQL paging of {what} made no progress at {new_after}; stopped")
-        after = new_after
+        if after is not None and page.last_key is not None and page.last_key <= after:
+            raise PostHogSourceError(f"HogQL paging of {what} made no progress at {page.last_key}; stopped")
+        after = page.last_key
 
 
 def rows_to_arrow(rows: list[list[Any]], table: HogQLTable, project: Project) -> pa.Table:

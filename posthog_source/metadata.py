@@ -14,7 +14,14 @@ from posthog_source.catalogue import Endpoint, Level
 from posthog_source.client import PostHogClient
 from posthog_source.errors import PermissionDeniedError
 from posthog_source.hogql import Project
-from posthog_source.rest import SENTINEL_COLUMN, parse_api_instant, shape_rows, snapshot_sentinel, walk_pages
+from posthog_source.rest import (
+    SENTINEL_COLUMN,
+    SNAPSHOT_DISPOSITION,
+    parse_api_instant,
+    shape_rows,
+    snapshot_sentinel,
+    walk_pages,
+)
 
 logger = logging.getLogger("posthog_source")
 
@@ -47,7 +54,7 @@ def metadata_resource(client: PostHogClient, endpoint: Endpoint, projects: Seque
         disposition: Any = "replace"
         merge_key = None
     else:
-        disposition = {"disposition": "merge", "strategy": "delete-insert"}
+        disposition = SNAPSHOT_DISPOSITION
         merge_key = "project_id"
 
     @dlt.resource(name=endpoint.table, primary_key=endpoint.primary_key, merge_key=merge_key,

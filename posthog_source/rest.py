@@ -13,6 +13,10 @@ from posthog_source.errors import PostHogSourceError
 
 # Rows with this column set are deleted by dlt (hard_delete) instead of inserted: see snapshot_sentinel.
 SENTINEL_COLUMN = "_posthog_sentinel"
+# Snapshot tables replace each project's rows (merge key `project_id`). Their rows are unique within a run
+# (shape_rows drops repeats; HogQL's persons and distinct ids are one row per key), so dlt may skip its
+# deduplication, a window over every staged column that costs memory in proportion to the load.
+SNAPSHOT_DISPOSITION: dict[str, Any] = {"disposition": "merge", "strategy": "delete-insert", "deduplicated": True}
 
 
 def endpoint_path(endpoint: Endpoint, project_id: int | None) -> str:
