@@ -259,7 +259,7 @@ def rows_to_arrow(rows: list[list[Any]], table: HogQLTable, project: Project) ->
         if column.arrow_type == TIMESTAMP:
             array = to_utc_timestamps(values, project.timezone)
         elif column.arrow_type == pa.string():
-            array = pa.array([_as_text(v) for v in values] if _needs_text(values) else values, pa.string())
+            array = _as_string_array(values)
         else:
             array = pa.array(values, column.arrow_type)
         arrays.append(array)
@@ -267,9 +267,13 @@ def rows_to_arrow(rows: list[list[Any]], table: HogQLTable, project: Project) ->
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
 
-def _needs_text(values: Sequence[Any]) -> bool:
-    """HogQL usually sends properties as a JSON string, but a parsed object must not break the page."""
-    return any(v is not None and not isinstance(v, str) for v in values)
+def _as_string_array(values: Sequence[Any]) -> pa.Array:
+    """HogQL sends properties as a JSON string, but a parsed object or a number must not break the page:
+    those are serialised to JSON text (only then is each value looked at in Python)."""
+    try:
+        return pa.array(values, pa.string())
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        return pa.array([_as_text(v) for v in values], pa.string())
 
 
 def _as_text(value: Any) -> str | None:

@@ -31,7 +31,7 @@ FUTURE_TIMESTAMP_SKEW_HOURS = 24
 # boundaries. A per-day count decides how many buckets one window takes (about WINDOW_TARGET_ROWS rows), so
 # sparse ranges cost a few queries, not one per day.
 DEFAULT_WINDOW = "1d"
-WINDOW_TARGET_ROWS = 250_000
+WINDOW_TARGET_ROWS = 500_000
 
 # PostHog's rate limits per personal API key (posthog-api.md §4): (requests, seconds) pairs.
 DEFAULT_RATE_LIMITS: dict[str, list[tuple[int, float]]] = {
