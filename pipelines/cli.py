@@ -18,6 +18,7 @@ from typing import Any
 
 import dlt
 import pyarrow as pa
+from dlt.common.runtime.collector import NullCollector
 
 from pipelines.runner import (
     DEFAULT_DATASET,
@@ -30,7 +31,7 @@ from pipelines.runner import (
 from posthog_source import ALL_TABLES, build_client
 from posthog_source.catalogue import ENDPOINTS
 from posthog_source.config import parse_instant, parse_project_ids
-from posthog_source.errors import ConfigurationError, PostHogSourceError
+from posthog_source.errors import PostHogSourceError
 from posthog_source.projects import discover_projects
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_AUTH = 0, 1, 2, 3
@@ -63,8 +64,7 @@ class _QuietDlt(logging.Filter):
 
 def setup_logging(debug: bool) -> None:
     if not debug:
-        for handler_or_logger in (logging.getLogger("dlt"),):
-            handler_or_logger.addFilter(_QuietDlt())
+        logging.getLogger("dlt").addFilter(_QuietDlt())
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_ScrubbingFormatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
     for name in ("posthog_source", "pipelines"):
@@ -101,9 +101,7 @@ def _run_options(args: argparse.Namespace) -> RunOptions:
         destination=args.destination,
         dataset_name=args.dataset_name,
         source_args=_source_args(args),
-        progress=dlt.progress.log(10, logger=sys.stderr, dump_system_stats=False)
-        if args.progress
-        else RunOptions().progress,
+        progress=dlt.progress.log(10, logger=sys.stderr, dump_system_stats=False) if args.progress else NullCollector(),
     )
 
 
@@ -324,6 +322,3 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(scrub("".join(traceback.format_exception(exc))), file=sys.stderr)
         print(f"error: {scrub(message)}", file=sys.stderr)
         return code
-
-
-__all__ = ["main", "explain", "scrub", "ConfigurationError"]

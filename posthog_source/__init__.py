@@ -82,14 +82,14 @@ def posthog_source(
     rate_limits: dict[str, Any] | None = None,
     rate_limit_time_scale: float = 1.0,
     query_concurrency: int = settings.DEFAULT_QUERY_CONCURRENCY,
-    request_timeout: str = "120s",
+    request_timeout: str = settings.DEFAULT_REQUEST_TIMEOUT,
 ) -> list[DltResource]:
     """Every PostHog table of the contract, for every project the key can read (or `project_ids`).
 
-    Events: the first run reads `start_date` (default: 30 days ago) to now in `window`-sized windows on
-    `timestamp`; later runs read what was ingested since (cursor on `created_at`, up to now minus
-    `ingestion_lag`), looking back `max_lateness` on `timestamp` for late events. An `end_date` makes the
-    run a stateless window (backfills).
+    Events: the first run reads `start_date` (default: 30 days ago) to now on `timestamp`, in windows cut on
+    `window` boundaries and sized by a per-day count; later runs read what was ingested since (cursor on
+    `created_at`, up to now minus `ingestion_lag`), looking back `max_lateness` on `timestamp` for late
+    events. An `end_date` makes the run a stateless window (backfills). See events.py.
     """
     start = parse_instant(start_date, "start_date") or pendulum.now("UTC").subtract(
         days=settings.DEFAULT_START_DAYS_AGO

@@ -47,6 +47,7 @@ ANALYTICS_PATH_PARTS = ("/events", "/insights", "/persons")
 # HTTP behaviour.
 CONNECT_TIMEOUT_SECONDS = 10.0
 READ_TIMEOUT_SECONDS = 120.0
+DEFAULT_REQUEST_TIMEOUT = "120s"  # a HogQL page of 50,000 events can take PostHog a while
 MAX_ATTEMPTS = 8
 BACKOFF_BASE_SECONDS = 1.0
 BACKOFF_MAX_SECONDS = 60.0
