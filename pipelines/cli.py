@@ -101,6 +101,7 @@ def _run_options(args: argparse.Namespace) -> RunOptions:
         destination=args.destination,
         dataset_name=args.dataset_name,
         source_args=_source_args(args),
+        table_format=args.table_format,
         progress=dlt.progress.log(10, logger=sys.stderr, dump_system_stats=False) if args.progress else NullCollector(),
     )
 
@@ -244,6 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--projects", help="comma list of project ids (default: every project the key reads)")
         sub.add_argument("--destination", default="duckdb", help="any dlt destination (default duckdb)")
         sub.add_argument("--dataset-name", default=DEFAULT_DATASET)
+        sub.add_argument("--table-format", choices=("delta", "iceberg"),
+                         help="filesystem destination: write Delta or Iceberg tables instead of parquet files")
         sub.add_argument("--pipeline-name", default=DEFAULT_PIPELINE_NAME)
         sub.add_argument("--workers", type=int, help="parallel HogQL walks (default 4, within PostHog's limits)")
         sub.add_argument("--progress", action="store_true", help="log dlt progress every 10 s")
