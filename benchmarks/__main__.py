@@ -8,6 +8,7 @@ Scenarios (each on its own fake server, so its counters and rate limits are its 
 - budget: PostHog's rate limits, time-compressed; ours told the same time scale; Airbyte too.
 - latency: 300 ms added per request by a local proxy; ours versus Airbyte.
 `--only` takes scenario names and/or system names (ours, airbyte, rest_api, raw_limit).
+`--report-only` measures nothing: it re-renders RESULTS.md and the chart from .work/results.json.
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from benchmarks.fake import FakeOptions, FakeServer
 from benchmarks.procs import BenchError
 from benchmarks.proxy import LatencyProxy
-from benchmarks.report import write_report
+from benchmarks.report import machine, write_report
 from benchmarks.runners import RUNNERS, WORK, Result, Runner, Target, measure
 
 SCENARIOS = ("compare", "airbyte_uncapped", "scaling", "budget", "latency")
@@ -118,7 +120,8 @@ class Bench:
             self.rounds(server, Target(proxy.url, server.key), "latency", self.runners("ours", "airbyte"))
 
 
-def parse_args(argv: Sequence[str] | None) -> Plan:
+def parse_args(argv: Sequence[str] | None) -> Plan | None:
+    """The plan to run, or None for --report-only."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, help="events generated (default 1,000,000; --quick 100,000)")
@@ -129,7 +132,11 @@ def parse_args(argv: Sequence[str] | None) -> Plan:
     parser.add_argument("--scale-factor", type=int, default=5, help="scaling scenario: this many times --events")
     parser.add_argument("--time-scale", type=float, default=60.0, help="budget scenario: rate-limit time compression")
     parser.add_argument("--latency-ms", type=float, default=300.0, help="latency scenario: delay added per request")
+    parser.add_argument("--report-only", action="store_true",
+                        help="measure nothing: re-render RESULTS.md and the chart from .work/results.json")
     args = parser.parse_args(argv)
+    if args.report_only:
+        return None
     chosen = {n.strip() for n in args.only.split(",") if n.strip()}
     unknown = chosen - set(SCENARIOS) - set(RUNNERS)
     if unknown:
@@ -143,8 +150,30 @@ def parse_args(argv: Sequence[str] | None) -> Plan:
                 tuple(r for r in RUNNERS if r in chosen) or tuple(RUNNERS), args.quick)
 
 
+def report_only() -> int:
+    """RESULTS.md and the chart again from the last run's results.json (e.g. after the report's text changed)."""
+    path = WORK / "results.json"
+    if not path.exists():
+        print(f"no {path}: run the benchmark first", file=sys.stderr)
+        return 2
+    data = json.loads(path.read_text())
+    plan = Plan(**{**data["plan"], "scenarios": tuple(data["plan"]["scenarios"]),
+                   "systems": tuple(data["plan"]["systems"])})
+    results = [Result(**r) for r in data["results"]]
+    if not results:
+        print(f"{path} holds no results", file=sys.stderr)
+        return 2
+    out_dir = WORK / "quick" if plan.quick else HERE
+    write_report(plan, results, data["errors"], out_dir, data.get("elapsed_seconds", float("nan")),
+                 finished=data.get("finished_utc"), machine_line=data.get("machine"))
+    print(f"wrote {out_dir / 'RESULTS.md'} and {out_dir / 'events_per_second.png'} from {path}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     plan = parse_args(argv)
+    if plan is None:
+        return report_only()
     bench = Bench(plan)
     started = time.monotonic()
     try:
@@ -161,12 +190,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 bench.errors.append(f"{scenario}: {exc!r}")
     except KeyboardInterrupt:
         print("interrupted; writing what was measured", file=sys.stderr)
+    elapsed = time.monotonic() - started
+    finished = datetime.now(UTC).strftime("%Y-%m-%d %H:%M")
+    machine_line = machine()
     WORK.mkdir(parents=True, exist_ok=True)
     (WORK / "results.json").write_text(json.dumps({"plan": asdict(plan), "results": [asdict(r) for r in bench.results],
-                                                   "errors": bench.errors}, indent=1))
+                                                   "errors": bench.errors, "elapsed_seconds": elapsed,
+                                                   "finished_utc": finished, "machine": machine_line}, indent=1))
     if bench.results:
         out_dir = WORK / "quick" if plan.quick else HERE  # a smoke run never overwrites the published results
-        write_report(plan, bench.results, bench.errors, out_dir, time.monotonic() - started)
+        write_report(plan, bench.results, bench.errors, out_dir, elapsed, finished=finished, machine_line=machine_line)
         print(f"wrote {out_dir / 'RESULTS.md'} and {out_dir / 'events_per_second.png'}")
     return 1 if bench.errors else 0
 
