@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import selectors
@@ -22,6 +23,16 @@ ROOT = Path(__file__).resolve().parent.parent
 NOW = (datetime.now(UTC) - timedelta(hours=1)).replace(microsecond=0)
 START_DATE = (NOW - timedelta(days=100)).strftime("%Y-%m-%dT00:00:00Z")
 PROJECTS = (1, 2)  # the key's current organisation: what /api/projects/ lists, so what every peer reads
+
+
+def peer_arguments(description: str | None) -> argparse.ArgumentParser:
+    """The command line every peer script takes: where the fake is, its key, the range and the projects."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--key", required=True)
+    parser.add_argument("--start-date", required=True)
+    parser.add_argument("--projects", required=True)
+    return parser
 
 
 @dataclass

@@ -8,7 +8,6 @@ Prints {"rows", "distinct", "queries"} as JSON.
 
 from __future__ import annotations
 
-import argparse
 import http.client
 import sys
 import threading
@@ -21,6 +20,7 @@ from urllib.parse import urlsplit
 import orjson
 import pendulum
 
+from benchmarks.fake import peer_arguments
 from posthog_source import settings
 from posthog_source.events import EventsConfig, QueryPlan, plan_events
 from posthog_source.hogql import Project, build_query
@@ -98,11 +98,7 @@ def plans_for(client: Client, projects: Sequence[int], start_date: str) -> list[
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--url", required=True)
-    parser.add_argument("--key", required=True)
-    parser.add_argument("--start-date", required=True)
-    parser.add_argument("--projects", required=True)
+    parser = peer_arguments(__doc__)
     args = parser.parse_args()
     client = Client(args.url, args.key)
     plans = plans_for(client, [int(p) for p in args.projects.split(",")], args.start_date)

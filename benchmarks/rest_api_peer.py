@@ -6,11 +6,12 @@ everywhere else (no tuning a typical user would not do), one resource per projec
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
 import dlt
 from dlt.sources.rest_api import rest_api_source
+
+from benchmarks.fake import peer_arguments
 
 
 def project_source(url: str, key: str, project: int, start_date: str) -> Any:
@@ -39,11 +40,7 @@ def project_source(url: str, key: str, project: int, start_date: str) -> Any:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--url", required=True)
-    parser.add_argument("--key", required=True)
-    parser.add_argument("--start-date", required=True)
-    parser.add_argument("--projects", required=True)
+    parser = peer_arguments(__doc__)
     parser.add_argument("--duckdb", required=True)
     args = parser.parse_args()
     pipeline = dlt.pipeline("rest_api_posthog", destination=dlt.destinations.duckdb(args.duckdb),

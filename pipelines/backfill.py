@@ -50,9 +50,8 @@ def window_marker(windows: Sequence[Window], scope: str, pipeline_name: str) -> 
     return markers
 
 
-def finished_windows(options: RunOptions, scope: str) -> set[tuple[pendulum.DateTime, pendulum.DateTime]]:
+def finished_windows(pipeline: dlt.Pipeline, scope: str) -> set[tuple[pendulum.DateTime, pendulum.DateTime]]:
     """Windows recorded as loaded in the destination (empty when the table does not exist yet)."""
-    pipeline = make_pipeline(options)
     try:
         with pipeline.sql_client() as client:
             table = client.make_qualified_table_name(MARKER_TABLE)
@@ -86,7 +85,7 @@ def backfill(
     pipeline = make_pipeline(options)
     with single_run(pipeline):
         finish_pending(pipeline, options)
-    done = finished_windows(options, scope)
+    done = finished_windows(pipeline, scope)
     todo = [w for w in windows if w not in done]
     log.info("backfill %s to %s: %d windows, %d already finished, %d to load", start, end, len(windows),
              len(windows) - len(todo), len(todo))
