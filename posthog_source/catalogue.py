@@ -37,8 +37,7 @@ class Endpoint:
     params: dict[str, Any] = field(default_factory=dict)
     instants: tuple[str, ...] = _COMMON_INSTANTS  # top-level fields parsed to UTC timestamps
     per_group_type: bool = False  # groups: one walk per group_type_index
-    organization_rows_once: bool = False  # annotations: org-scoped rows appear in every project
-    # A key no real row has, typed like the real ones: the snapshot sentinel (see rest.snapshot_sentinel).
+    # A key no real row has, typed like the real ones: the snapshot sentinel (see snapshot.py).
     sentinel_key: dict[str, Any] = field(default_factory=lambda: {"id": 0})
 
 
@@ -52,7 +51,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              instants=("created_at", "updated_at", "last_modified_at", "last_refresh", "last_viewed_at")),
     Endpoint("dashboards", "dashboards/", "dashboard",
              instants=("created_at", "last_accessed_at", "last_viewed_at", "last_refresh")),
-    Endpoint("annotations", "annotations/", "annotation", page_size=1000, organization_rows_once=True,
+    Endpoint("annotations", "annotations/", "annotation", page_size=1000,
              instants=("created_at", "updated_at", "date_marker")),
     Endpoint("actions", "actions/", "action", instants=("created_at", "last_calculated_at", "pinned_at")),
     Endpoint("experiments", "experiments/", "experiment",

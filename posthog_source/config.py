@@ -1,11 +1,13 @@
-"""Validation of user input: hosts, project ids, dates and durations. Each error says what to do."""
+"""The source's settings, parsed once: hosts, project ids, dates and durations. Each error says what to do."""
 
 from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable
-from datetime import datetime
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from datetime import datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 import pendulum
@@ -23,19 +25,30 @@ def resolve_host(host: str | None) -> str:
     host = (host or settings.DEFAULT_HOST).strip()
     if host.lower() in settings.HOST_SHORTCUTS:
         return settings.HOST_SHORTCUTS[host.lower()]
-    parts = urlsplit(host)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(host)
+        hostname = parts.hostname
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        hostname = None
+    if hostname is None or parts.scheme not in ("http", "https"):
         raise ConfigurationError(
             f"host '{host}' is not a URL; use 'us', 'eu' or a full base URL such as https://posthog.example.com"
         )
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+    if parts.scheme == "http" and not _is_loopback(hostname):
         raise ConfigurationError(
             f"host '{host}' uses plain http; the API key would travel unencrypted. Use https:// "
             "(http is allowed only for localhost)"
         )
     if parts.query or parts.fragment:
         raise ConfigurationError(f"host '{host}' must not carry a query string or fragment")
-    return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
+    path = parts.path.rstrip("/")
+    if path.split("/")[-1] == "api":
+        raise ConfigurationError(
+            f"host '{host}' ends in /api; give the base URL without it, such as "
+            f"{parts.scheme}://{parts.netloc}{path[: -len('/api')]}"
+        )
+    return f"{parts.scheme}://{parts.netloc}{path}"
 
 
 def _is_loopback(hostname: str) -> bool:
@@ -113,3 +126,164 @@ def check_range(start: pendulum.DateTime | None, end: pendulum.DateTime | None) 
             f"end_date {end.to_iso8601_string()} is not after start_date {start.to_iso8601_string()}; "
             "swap them or widen the range"
         )
+
+
+# -- the settings of one source, parsed once ----------------------------------------------------------
+@dataclass(frozen=True)
+class SourceSettings:
+    """Every setting of the source, validated and typed once (from dlt config, env vars and CLI flags).
+
+    The source, `backfill`, `check` and `verify` all take this object; nothing downstream parses a string
+    again. Instants are UTC `pendulum.DateTime`s, durations `timedelta`s.
+    """
+
+    api_key: str = field(repr=False)
+    host: str = settings.HOST_SHORTCUTS[settings.DEFAULT_HOST]
+    project_ids: tuple[int, ...] | None = None
+    start_date: pendulum.DateTime | None = None  # None: the project's whole history
+    end_date: pendulum.DateTime | None = None  # set: a stateless window (backfills, repairs)
+    ingestion_lag: timedelta = timedelta(seconds=settings.DEFAULT_INGESTION_LAG_SECONDS)
+    max_lateness: timedelta = timedelta(seconds=settings.DEFAULT_MAX_LATENESS_SECONDS)
+    ingestion_overlap: timedelta = timedelta(seconds=settings.DEFAULT_INGESTION_OVERLAP_SECONDS)
+    late_sweep: timedelta = timedelta(seconds=settings.DEFAULT_LATE_SWEEP_SECONDS)
+    window: timedelta = timedelta(seconds=settings.DEFAULT_WINDOW_SECONDS)
+    page_size: int = settings.HOGQL_MAX_ROWS
+    page_bytes: int = settings.DEFAULT_PAGE_BYTES
+    promoted_properties: tuple[str, ...] = ()
+    workers: int = settings.DEFAULT_WORKERS
+    persons_full_refresh: bool = False
+    full_refresh: bool = False
+    # A backfill's hand-over: the first incremental run stores at most this watermark, so events ingested
+    # while the backfill ran (late arrivals into windows already done) are read by the next run.
+    handover_watermark: pendulum.DateTime | None = None
+    max_rate_limit_wait: timedelta = timedelta(seconds=settings.DEFAULT_MAX_RATE_LIMIT_WAIT_SECONDS)
+    rate_limits: Mapping[str, Sequence[tuple[int, float]]] | None = None  # None: PostHog's; {}: off
+    rate_limit_time_scale: float = 1.0
+    query_concurrency: int = settings.DEFAULT_QUERY_CONCURRENCY
+    request_timeout: timedelta = timedelta(seconds=settings.READ_TIMEOUT_SECONDS)
+
+    @classmethod
+    def parse(cls, **values: Any) -> SourceSettings:
+        """Validate raw values (strings from TOML, env vars or the command line, or typed values) into
+        settings. Unknown names and bad values raise ConfigurationError with one line saying what to do;
+        values that are None take the default."""
+        unknown = sorted(set(values) - set(SETTING_NAMES))
+        if unknown:
+            raise ConfigurationError(
+                f"unknown setting {', '.join(unknown)}; known settings: {', '.join(SETTING_NAMES)}"
+            )
+        given = {k: v for k, v in values.items() if v is not None}
+        api_key = str(given.get("api_key") or "").strip()
+        if not api_key:
+            raise ConfigurationError(
+                "no PostHog API key; set SOURCES__POSTHOG__API_KEY or api_key in .dlt/secrets.toml "
+                "(a personal API key, phx_...)"
+            )
+        if api_key.startswith("phc_"):
+            raise ConfigurationError(
+                "the API key is a project token (phc_...), which PostHog accepts only for sending events; "
+                "create a personal API key (phx_...) under Settings > Personal API keys"
+            )
+        start = parse_instant(given.get("start_date"), "start_date")
+        end = parse_instant(given.get("end_date"), "end_date")
+        check_range(start, end)
+        if start is not None and start > pendulum.now("UTC"):
+            raise ConfigurationError(
+                f"start_date {start.to_iso8601_string()} is in the future; give a date in the past "
+                "(or leave it out to load the whole history)"
+            )
+        promoted = given.get("promoted_properties") or ()
+        if isinstance(promoted, str):
+            promoted = [p for p in promoted.split(",") if p.strip()]
+        rate_limits = given.get("rate_limits")
+        return cls(
+            api_key=api_key,
+            host=resolve_host(given.get("host")),
+            project_ids=_tuple_or_none(parse_project_ids(given.get("project_ids"))),
+            start_date=start,
+            end_date=end,
+            ingestion_lag=_duration(given, "ingestion_lag", settings.DEFAULT_INGESTION_LAG_SECONDS, allow_zero=True),
+            max_lateness=_duration(given, "max_lateness", settings.DEFAULT_MAX_LATENESS_SECONDS),
+            ingestion_overlap=_duration(given, "ingestion_overlap", settings.DEFAULT_INGESTION_OVERLAP_SECONDS,
+                                        allow_zero=True),
+            late_sweep=_duration(given, "late_sweep", settings.DEFAULT_LATE_SWEEP_SECONDS, allow_zero=True),
+            window=_duration(given, "window", settings.DEFAULT_WINDOW_SECONDS),
+            page_size=min(positive_int(given.get("page_size", settings.HOGQL_MAX_ROWS), "page_size"),
+                          settings.HOGQL_MAX_ROWS),
+            page_bytes=positive_int(given.get("page_bytes", settings.DEFAULT_PAGE_BYTES), "page_bytes"),
+            promoted_properties=tuple(str(p).strip() for p in promoted),
+            workers=positive_int(given.get("workers", settings.DEFAULT_WORKERS), "workers"),
+            persons_full_refresh=parse_bool(given.get("persons_full_refresh", False), "persons_full_refresh"),
+            full_refresh=parse_bool(given.get("full_refresh", False), "full_refresh"),
+            handover_watermark=parse_instant(given.get("handover_watermark"), "handover_watermark"),
+            max_rate_limit_wait=_duration(given, "max_rate_limit_wait",
+                                          settings.DEFAULT_MAX_RATE_LIMIT_WAIT_SECONDS),
+            rate_limits=None if rate_limits is None else _rate_limits(rate_limits),
+            rate_limit_time_scale=_positive_float(given.get("rate_limit_time_scale", 1.0), "rate_limit_time_scale"),
+            query_concurrency=positive_int(given.get("query_concurrency", settings.DEFAULT_QUERY_CONCURRENCY),
+                                           "query_concurrency"),
+            request_timeout=_duration(given, "request_timeout", settings.READ_TIMEOUT_SECONDS),
+        )
+
+
+# The names `SourceSettings.parse` accepts: the `[sources.posthog]` keys (api_key is the only secret).
+SETTING_NAMES: tuple[str, ...] = tuple(f.name for f in fields(SourceSettings))
+
+
+def _duration(given: Mapping[str, Any], name: str, default_seconds: float, allow_zero: bool = False) -> timedelta:
+    value = given.get(name, default_seconds)
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    return timedelta(seconds=parse_duration(value, name, allow_zero=allow_zero))
+
+
+def _tuple_or_none(ids: list[int] | None) -> tuple[int, ...] | None:
+    return None if ids is None else tuple(ids)
+
+
+def positive_int(value: Any, name: str) -> int:
+    """A whole number above zero, or a ConfigurationError naming the setting."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = 0
+    if isinstance(value, bool) or number <= 0 or (isinstance(value, float) and not value.is_integer()):
+        raise ConfigurationError(f"{name} must be a positive whole number, got '{value}'")
+    return number
+
+
+def _positive_float(value: Any, name: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = 0.0
+    if number <= 0:
+        raise ConfigurationError(f"{name} must be a positive number, got '{value}'")
+    return number
+
+
+def parse_bool(value: Any, name: str) -> bool:
+    """true/false, yes/no, 1/0 (TOML booleans or env-var strings)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "1", "on"):
+        return True
+    if text in ("false", "no", "0", "off", ""):
+        return False
+    raise ConfigurationError(f"{name} must be true or false, got '{value}'")
+
+
+def _rate_limits(value: Any) -> dict[str, list[tuple[int, float]]]:
+    """`{"query": [[240, 60], [2400, 3600]], ...}`; `{}` turns client-side budgeting off."""
+    if not isinstance(value, Mapping):
+        raise ConfigurationError("rate_limits must be a table such as {query = [[240, 60], [2400, 3600]]}, or {}")
+    parsed: dict[str, list[tuple[int, float]]] = {}
+    for name, pairs in value.items():
+        try:
+            parsed[str(name)] = [(int(n), float(seconds)) for n, seconds in pairs]
+        except (TypeError, ValueError):
+            raise ConfigurationError(
+                f"rate_limits.{name} must be a list of [requests, seconds] pairs, got '{pairs}'"
+            ) from None
+    return parsed

@@ -47,3 +47,8 @@ class RateLimitWaitTooLong(PostHogSourceError):
 
 class TransientHTTPError(PostHogSourceError):
     """5xx, timeouts and broken connections that outlived every retry."""
+
+
+class QueryTooLargeError(PostHogSourceError):
+    """HTTP 504/512/513 on a query: PostHog timed out or ran out of memory on it. Sending it again fails
+    again; the caller splits the window instead."""

@@ -1,23 +1,30 @@
-"""dlt resources for events, persons and person_distinct_ids, read through HogQL (see hogql.py).
+"""The `events` resource: which HogQL queries a run sends (the plan), and the walks that answer them.
 
-Events are loaded in two modes:
-- *range*: the first run, an explicit --end-date, and every backfill window. Windows are cut on
-  `timestamp` (PostHog's partition key, so each query scans one window) and paged by (timestamp, uuid).
-  With an explicit end date the run is stateless, like dlt's incremental with `end_value`.
-- *incremental*: later runs read `created_at` (ingestion time) from the last watermark to now - lag, paged
-  by (created_at, uuid), so late events (old timestamp, new created_at) are loaded. The scan is bounded on
-  `timestamp` too: from the watermark minus `max_lateness`, cut into windows by a per-day count so every
-  data query scans only the days that hold new rows.
-Rows are merged on (project_id, uuid), so overlaps between runs are harmless.
+Events are read in two modes:
+- *range*: the first run, an explicit end date, and every backfill window. Windows are cut on `timestamp`
+  (PostHog's partition key, so each query scans one window) and paged by (timestamp, uuid). With an end
+  date the run is stateless, like dlt's incremental with `end_value`. Without a start date the first run
+  reads the project's whole history: the per-day count finds where it begins.
+- *incremental*: later runs read `created_at` (ingestion time) from the watermark minus `ingestion_overlap`
+  (rows can become queryable after their `created_at`) to now minus `ingestion_lag`, paged by
+  (created_at, uuid), so late events (old timestamp, new ingestion) are loaded. The scan is bounded on
+  `timestamp` too, from the watermark minus `max_lateness`, so each query scans only recent partitions.
+- *late sweep*: at most every `late_sweep`, one count of the events ingested since the last sweep whose
+  `timestamp` is older than that bound, grouped by day, and a read of exactly those days.
+Every mode first counts the wanted rows per UTC day (one query that reads two columns), then walks windows
+of about WINDOW_TARGET_ROWS rows. Rows are merged on (project_id, uuid), so overlaps cost no duplicates.
+A window PostHog refuses as too large (a timeout) is split in two and continued where it stood.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
+from typing import Any
 
 import dlt
 import duckdb
@@ -28,11 +35,13 @@ from dlt.extract.resource import DltResource
 
 from posthog_source import hogql, settings
 from posthog_source.client import PostHogClient
-from posthog_source.errors import ConfigurationError
-from posthog_source.hogql import HogQLTable, Project, keyset_pages, range_condition
-from posthog_source.metadata import skip_when_denied
+from posthog_source.config import SourceSettings
+from posthog_source.errors import ConfigurationError, PostHogSourceError, QueryTooLargeError
+from posthog_source.hogql import HogQLTable, RowWidth, keyset_pages, range_condition
 from posthog_source.parallel import interleave
-from posthog_source.rest import SENTINEL_COLUMN, SNAPSHOT_DISPOSITION
+from posthog_source.projects import Project, ProjectCatalog
+from posthog_source.snapshot import UPSERT_DISPOSITION, skip_when_denied
+from posthog_source.watermarks import Marks
 from posthog_source.windows import group_windows, split_windows
 
 logger = logging.getLogger("posthog_source")
@@ -46,6 +55,8 @@ _PROMOTED_TYPES = {
     "bool": "BOOLEAN",
     "timestamp": "TIMESTAMPTZ",
 }
+# A window is not split below this: PostHog refusing one minute of events is not a size problem.
+MIN_SPLIT_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -84,30 +95,60 @@ def parse_promoted(specs: Sequence[str]) -> tuple[PromotedProperty, ...]:
     return promoted
 
 
-@dataclass(frozen=True)
-class EventsConfig:
-    start_date: pendulum.DateTime
-    end_date: pendulum.DateTime | None
-    ingestion_lag_seconds: float
-    max_lateness_seconds: float
-    window_seconds: float
-    page_size: int
-    promoted: tuple[PromotedProperty, ...]
-    workers: int
-    reset_watermarks: bool = False  # --full-refresh: read from start_date again (merged, nothing dropped)
-    # A backfill's hand-over: the first incremental run stores at most this watermark, so events ingested
-    # while the backfill ran (late arrivals into windows already done) are read by the next run.
-    handover_watermark: pendulum.DateTime | None = None
-
-
+# -- the plan ----------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class QueryPlan:
-    """One keyset walk: a table, its bounds, and a label that names the range it scans in the log."""
+    """One keyset walk: a table, its bounds on `timestamp` and `created_at`, and where it continues."""
 
     project: Project
     table: HogQLTable
-    conditions: tuple[str, ...]
-    label: str
+    ts_lo: pendulum.DateTime | None
+    ts_hi: pendulum.DateTime | None
+    created_lo: pendulum.DateTime | None
+    created_hi: pendulum.DateTime | None
+    purpose: str  # "window", "incremental" or "sweep": named in the log and in PostHog's query log
+    after: tuple[Any, Any] | None = None
+
+    @property
+    def conditions(self) -> tuple[str, ...]:
+        return tuple(range_condition("timestamp", self.ts_lo, self.ts_hi)
+                     + range_condition("created_at", self.created_lo, self.created_hi))
+
+    @property
+    def label(self) -> str:
+        def show(lo: pendulum.DateTime | None, hi: pendulum.DateTime | None) -> str:
+            return f"[{lo.isoformat() if lo else '-inf'}, {hi.isoformat() if hi else '+inf'})"
+
+        created = f" created_at {show(self.created_lo, self.created_hi)}" if self.created_lo or self.created_hi else ""
+        return f"{self.purpose} project {self.project.id} timestamp {show(self.ts_lo, self.ts_hi)}{created}"
+
+    def split(self, after: tuple[Any, Any] | None) -> list[QueryPlan]:
+        """Two halves of the timestamp window, both continuing after the last key already read: the walk
+        was in key order over the whole window, so no row at or before that key is left in either half."""
+        if self.ts_lo is None or self.ts_hi is None:
+            return []
+        if (self.ts_hi - self.ts_lo).total_seconds() < 2 * MIN_SPLIT_SECONDS:
+            return []
+        middle = self.ts_lo + (self.ts_hi - self.ts_lo) / 2
+        return [replace(self, ts_hi=middle, after=after), replace(self, ts_lo=middle, after=after)]
+
+
+@dataclass(frozen=True)
+class EventMarks:
+    """What a project's events state says: ingested up to `watermark`; swept for very late events up to
+    `swept_to` (ingestion time) at wall-clock `swept_at`."""
+
+    watermark: pendulum.DateTime | None = None
+    swept_to: pendulum.DateTime | None = None
+    swept_at: pendulum.DateTime | None = None
+
+
+@dataclass(frozen=True)
+class ProjectPlan:
+    plans: list[QueryPlan]
+    marks: EventMarks | None  # to store after the run; None: stateless (an explicit end date)
+    expected_rows: int  # what the count queries found
+    summary: str  # one line for the log
 
 
 CountByDay = Callable[[Project, Sequence[str]], list[tuple[pendulum.DateTime, int]]]
@@ -115,42 +156,132 @@ CountByDay = Callable[[Project, Sequence[str]], list[tuple[pendulum.DateTime, in
 
 def plan_events(
     project: Project,
-    watermark: pendulum.DateTime | None,
-    config: EventsConfig,
+    marks: EventMarks,
+    config: SourceSettings,
     now: pendulum.DateTime,
     count_by_day: CountByDay,
-) -> tuple[list[QueryPlan], pendulum.DateTime | None]:
-    """The queries one run sends for one project, and the watermark to store after it (None: stateless).
-
-    Both modes first count the wanted rows per UTC day of `timestamp` (one query that reads two columns),
-    then walk windows of about WINDOW_TARGET_ROWS rows, so each data query scans only its own days.
-    """
-    created_hi = now - timedelta(seconds=config.ingestion_lag_seconds)
+) -> ProjectPlan:
+    """The queries one run sends for one project, and the marks to store after it."""
+    created_hi = now - config.ingestion_lag
     skew = timedelta(hours=settings.FUTURE_TIMESTAMP_SKEW_HOURS)
-    if config.end_date is not None or watermark is None:  # range mode
-        table, created_lo = hogql.EVENTS_BY_TIMESTAMP, None
-        scan_lo, scan_hi = config.start_date, config.end_date or created_hi + skew
-        mark = None if config.end_date is not None else created_hi
-    else:  # incremental mode
-        if watermark >= created_hi:
-            return [], watermark
-        table, created_lo = hogql.EVENTS_BY_CREATED_AT, watermark
-        scan_lo = max(config.start_date, watermark - timedelta(seconds=config.max_lateness_seconds))
-        scan_hi, mark = created_hi + skew, created_hi
-    if scan_hi <= scan_lo:
-        return [], mark
-    created = range_condition("created_at", created_lo, created_hi)
-    counts = count_by_day(project, range_condition("timestamp", scan_lo, scan_hi) + created)
-    if not counts:
-        return [], mark
-    buckets = split_windows(scan_lo, scan_hi, config.window_seconds)
-    created_label = f"created_at [{created_lo.isoformat() if created_lo else '-inf'}, {created_hi.isoformat()})"
-    plans = [
-        QueryPlan(project, table, tuple(range_condition("timestamp", lo, hi) + created),
-                  f"project {project.id} timestamp [{lo.isoformat()}, {hi.isoformat()}) {created_label}")
-        for lo, hi in group_windows(buckets, counts, settings.WINDOW_TARGET_ROWS)
-    ]
-    return plans, mark
+    if config.end_date is not None or marks.watermark is None or config.full_refresh:
+        return _plan_range(project, config, now, created_hi, skew, count_by_day)
+    watermark = marks.watermark
+    if watermark >= created_hi:
+        return ProjectPlan([], marks, 0, f"project {project.id}: nothing ingested since {watermark.isoformat()}")
+    created_lo = watermark - config.ingestion_overlap
+    scan_lo = watermark - config.max_lateness
+    if config.start_date is not None:
+        scan_lo = max(scan_lo, config.start_date)
+    scan_hi = created_hi + skew
+    plans: list[QueryPlan] = []
+    counts = count_by_day(project, range_condition("timestamp", scan_lo, scan_hi)
+                          + range_condition("created_at", created_lo, created_hi))
+    rows = sum(n for _, n in counts)
+    if counts:
+        buckets = split_windows(scan_lo, scan_hi, config.window.total_seconds())
+        plans += [QueryPlan(project, hogql.EVENTS_BY_CREATED_AT, lo, hi, created_lo, created_hi, "incremental")
+                  for lo, hi in group_windows(buckets, counts, settings.WINDOW_TARGET_ROWS)]
+    summary = f"project {project.id}: {rows:,} events ingested since {created_lo.isoformat()}"
+    new_marks = EventMarks(created_hi, marks.swept_to, marks.swept_at)
+    sweep_due = marks.swept_at is None or now - marks.swept_at >= config.late_sweep
+    if sweep_due:
+        swept_from = (marks.swept_to or watermark) - config.ingestion_overlap
+        old = [f"timestamp < {hogql.utc_literal(scan_lo)}"]
+        if config.start_date is not None:
+            old.append(f"timestamp >= {hogql.utc_literal(config.start_date)}")
+        late = count_by_day(project, old + range_condition("created_at", swept_from, created_hi))
+        late_rows = sum(n for _, n in late)
+        for lo, hi in _contiguous_days(late, settings.WINDOW_TARGET_ROWS):
+            plans.append(QueryPlan(project, hogql.EVENTS_BY_CREATED_AT, lo, min(hi, scan_lo), swept_from,
+                                   created_hi, "sweep"))
+        rows += late_rows
+        summary += (f"; late sweep: {late_rows:,} events ingested since {swept_from.isoformat()} with a timestamp "
+                    f"before {scan_lo.isoformat()}, on {len(late)} days")
+        new_marks = EventMarks(created_hi, created_hi, now)
+    return ProjectPlan(plans, new_marks, rows, summary)
+
+
+def _plan_range(
+    project: Project,
+    config: SourceSettings,
+    now: pendulum.DateTime,
+    created_hi: pendulum.DateTime,
+    skew: timedelta,
+    count_by_day: CountByDay,
+) -> ProjectPlan:
+    stateless = config.end_date is not None
+    scan_hi = config.end_date or created_hi + skew
+    created = (None, None) if stateless else (None, created_hi)
+    counts = count_by_day(project, range_condition("timestamp", config.start_date, scan_hi)
+                          + range_condition("created_at", *created))
+    marks = None if stateless else EventMarks(created_hi, created_hi, now)
+    rows = sum(n for _, n in counts)
+    scan_lo = config.start_date or (counts[0][0] if counts else None)
+    if not counts or scan_lo is None or scan_hi <= scan_lo:
+        return ProjectPlan([], marks, 0, f"project {project.id}: no events in range")
+    buckets = split_windows(scan_lo, scan_hi, config.window.total_seconds())
+    windows = group_windows(buckets, counts, settings.WINDOW_TARGET_ROWS)
+    plans = [QueryPlan(project, hogql.EVENTS_BY_TIMESTAMP, lo, hi, *created, "window") for lo, hi in windows]
+    summary = (f"project {project.id} ({project.name}): {rows:,} events from {scan_lo.to_date_string()} to "
+               f"{scan_hi.to_date_string()} in {len(windows)} windows")
+    return ProjectPlan(plans, marks, rows, summary)
+
+
+def _contiguous_days(
+    counts: Sequence[tuple[pendulum.DateTime, int]], target_rows: int
+) -> list[tuple[pendulum.DateTime, pendulum.DateTime]]:
+    """Days with rows -> windows of consecutive days, each of at most about `target_rows` rows."""
+    windows: list[tuple[pendulum.DateTime, pendulum.DateTime]] = []
+    rows_in_window = 0
+    for day, n in sorted(counts):
+        if n <= 0:
+            continue
+        end = day.add(days=1)
+        if windows and windows[-1][1] == day and rows_in_window + n <= target_rows:
+            windows[-1] = (windows[-1][0], end)
+            rows_in_window += n
+        else:
+            windows.append((day, end))
+            rows_in_window = n
+    return windows
+
+
+def estimate_line(expected_rows: int, page_size: int, windows: int) -> str:
+    """What a first run will cost, said up front: queries and the least time PostHog's budget allows."""
+    queries = windows + math.ceil(expected_rows / max(page_size, 1))
+    per_hour = settings.DEFAULT_RATE_LIMITS["query"][-1][0]
+    minutes = queries / per_hour * 60
+    pace = f"about {minutes:.0f} min" if minutes >= 1 else "under a minute"
+    return (f"{expected_rows:,} events to read in about {queries:,} queries: {pace} at PostHog's budget of "
+            f"{per_hour:,} queries/hour, usually longer (PostHog's execution time)")
+
+
+# -- the walks ---------------------------------------------------------------------------------------
+def walk_plan(
+    client: PostHogClient, plan: QueryPlan, page_size: int, width: RowWidth
+) -> Iterator[pa.Table]:
+    """Every row of one plan. A window PostHog refuses as too large is split in halves that continue
+    after the last key read, recursively, down to MIN_SPLIT_SECONDS."""
+    todo = [plan]
+    while todo:
+        current = todo.pop(0)
+        after = current.after
+        try:
+            for page in keyset_pages(client, current.project, current.table, current.conditions, page_size,
+                                     current.label, after=after, width=width):
+                after = page.last_key
+                if page.table is not None:
+                    yield page.table
+        except QueryTooLargeError as exc:
+            halves = current.split(after)
+            if not halves:
+                raise PostHogSourceError(
+                    f"PostHog refused {current.label} as too large even after splitting it ({exc}); lower "
+                    "page_size or page_bytes and run again"
+                ) from exc
+            logger.info("PostHog found %s too large; splitting it in two", current.label)
+            todo[:0] = halves
 
 
 def promote_properties(table: pa.Table, promoted: Sequence[PromotedProperty]) -> pa.Table:
@@ -178,37 +309,6 @@ def _json_path(key: str) -> str:
     return f"'$.\"{escaped}\"'"
 
 
-def _page_producers(
-    client: PostHogClient,
-    plans: Sequence[QueryPlan],
-    page_size: int,
-    shape: Callable[[pa.Table], pa.Table],
-    snapshot: bool = False,
-) -> list[Callable[[], Iterator[pa.Table]]]:
-    """One producer per plan. For snapshot tables each producer first yields its project's sentinel, but only
-    once PostHog has answered its first query: a refused or failing project keeps its old rows."""
-
-    def producer(plan: QueryPlan) -> Callable[[], Iterator[pa.Table]]:
-        def run() -> Iterator[pa.Table]:
-            logger.info("reading %s: %s", plan.table.table, plan.label)
-            pages = keyset_pages(client, plan.project, plan.table, plan.conditions, page_size, plan.label)
-            first = next(pages, None)
-            if snapshot:
-                yield _sentinel_table(plan.table, [plan.project.id])
-            if first is not None:
-                yield shape(first)
-                for page in pages:
-                    yield shape(page)
-
-        return run
-
-    return [producer(plan) for plan in plans]
-
-
-def _instant(value: str | None) -> pendulum.DateTime | None:
-    return pendulum.parse(value).in_timezone("UTC") if value else None  # type: ignore[union-attr]
-
-
 EVENT_COLUMNS: TTableSchemaColumns = {
     "project_id": {"data_type": "bigint", "nullable": False},
     "uuid": {"data_type": "text", "nullable": False},
@@ -218,122 +318,58 @@ EVENT_COLUMNS: TTableSchemaColumns = {
 }
 
 
-def events_resource(client: PostHogClient, projects: Sequence[Project], config: EventsConfig) -> DltResource:
-    # Upsert: a MERGE on the key, which DuckDB runs in bounded memory (dlt's default delete-insert
-    # deduplicates the staged rows with a window over every column, which grows with the run).
-    @dlt.resource(name="events", primary_key=("project_id", "uuid"), columns=EVENT_COLUMNS,
-                  write_disposition={"disposition": "merge", "strategy": "upsert"})
-    def events() -> Iterator[pa.Table]:
-        yield from skip_when_denied("events", read_events)
+def events_resource(client: PostHogClient, catalog: ProjectCatalog, config: SourceSettings) -> DltResource:
+    """Events of every project, merged on (project_id, uuid). Upsert is a MERGE on the key, which DuckDB
+    runs in bounded memory (dlt's default delete-insert de-duplicates the staged rows with a window over
+    every column, which grows with the run)."""
+    promoted = parse_promoted(config.promoted_properties)
 
-    def read_events() -> Iterator[pa.Table]:
-        state = dlt.current.resource_state()
-        watermarks: dict[str, str] = state.setdefault("created_at_watermark", {})
+    @dlt.resource(name="events", primary_key=("project_id", "uuid"), columns=EVENT_COLUMNS,
+                  write_disposition=UPSERT_DISPOSITION)
+    def events() -> Iterator[pa.Table]:
+        projects = catalog.projects()
+        yield from skip_when_denied("events", lambda: read_events(projects))
+
+    def read_events(projects: Sequence[Project]) -> Iterator[pa.Table]:
+        watermarks = Marks("created_at_watermark")
+        swept_to = Marks("late_swept_to")
+        swept_at = Marks("late_swept_at")
         now = pendulum.now("UTC")
 
-        def count_by_day(project: Project, conditions: Sequence[str]) -> list[tuple[pendulum.DateTime, int]]:
-            return hogql.count_events_by_day(client, project, conditions)
+        def count(project: Project, conditions: Sequence[str]) -> list[tuple[pendulum.DateTime, int]]:
+            return hogql.count_by_day(client, project, conditions)
 
         plans: list[QueryPlan] = []
-        new_marks: dict[str, str] = {}
+        expected = 0
         for project in projects:
-            watermark = None if config.reset_watermarks else _instant(watermarks.get(str(project.id)))
-            project_plans, mark = plan_events(project, watermark, config, now, count_by_day)
-            plans.extend(project_plans)
-            if mark is not None:
-                if config.handover_watermark is not None and watermark is None:
+            marks = EventMarks(watermarks.get(project.id), swept_to.get(project.id), swept_at.get(project.id))
+            planned = plan_events(project, marks, config, now, count)
+            logger.info("events %s", planned.summary)
+            plans += planned.plans
+            expected += planned.expected_rows
+            if planned.marks is not None and planned.marks.watermark is not None:
+                mark = planned.marks.watermark
+                if config.handover_watermark is not None and marks.watermark is None:
                     mark = min(mark, config.handover_watermark)
-                new_marks[str(project.id)] = mark.isoformat()
-        logger.info("events: %d queries planned for %d projects", len(plans), len(projects))
-        yield from interleave(
-            _page_producers(client, plans, config.page_size, lambda t: promote_properties(t, config.promoted)),
-            config.workers,
-            buffered=2,  # pages waiting for dlt's writer: enough to keep the walks busy
-        )
-        watermarks.update(new_marks)  # committed by dlt only together with the loaded data
+                watermarks.stage(project.id, mark)
+                if planned.marks.swept_to is not None and planned.marks.swept_at is not None:
+                    swept_to.stage(project.id, min(planned.marks.swept_to, mark))
+                    swept_at.stage(project.id, planned.marks.swept_at)
+        if plans:
+            logger.info("events: %s", estimate_line(expected, config.page_size, len(plans)))
+        width = RowWidth(config.page_bytes)
+
+        def producer(plan: QueryPlan) -> Callable[[], Iterator[pa.Table]]:
+            def run() -> Iterator[pa.Table]:
+                logger.info("reading events: %s", plan.label)
+                for page in walk_plan(client, plan, config.page_size, width):
+                    yield promote_properties(page, promoted)
+
+            return run
+
+        # Pages waiting for dlt's writer: enough to keep the walks busy, few enough to keep memory flat.
+        yield from interleave([producer(plan) for plan in plans], config.workers, buffered=2)
+        for marks_of in (watermarks, swept_to, swept_at):  # committed by dlt only with the loaded data
+            marks_of.commit()
 
     return events
-
-
-def _sentinel_table(table: HogQLTable, project_ids: Sequence[int]) -> pa.Table:
-    """Rows that make delete-insert clear each project's old rows (see rest.snapshot_sentinel), typed
-    like real pages so dlt sees one schema. Key columns get an empty string (keys may not be null)."""
-    n = len(project_ids)
-    arrays = [pa.array(list(project_ids), pa.int64())]
-    fields = [pa.field("project_id", pa.int64(), nullable=False)]
-    for column in table.columns:
-        value = "" if column.name == table.tie_breaker else None
-        arrays.append(pa.array([value] * n, column.arrow_type))
-        fields.append(pa.field(column.name, column.arrow_type))
-    arrays.append(pa.array([True] * n, pa.bool_()))
-    fields.append(pa.field(SENTINEL_COLUMN, pa.bool_()))
-    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
-
-
-def _with_sentinel_column(page: pa.Table) -> pa.Table:
-    return page.append_column(pa.field(SENTINEL_COLUMN, pa.bool_()), pa.nulls(page.num_rows, pa.bool_()))
-
-
-SNAPSHOT_HINTS: TTableSchemaColumns = {SENTINEL_COLUMN: {"data_type": "bool", "hard_delete": True}}
-
-
-def persons_resource(
-    client: PostHogClient,
-    projects: Sequence[Project],
-    workers: int,
-    page_size: int,
-    full_refresh: bool,
-    ingestion_lag_seconds: float,
-) -> DltResource:
-    """Persons, incremental on created_at. A full refresh re-reads everyone (changed properties, deletions)
-    and replaces each project's rows."""
-    columns: TTableSchemaColumns = {
-        "project_id": {"data_type": "bigint", "nullable": False},
-        "id": {"data_type": "text", "nullable": False},
-        "created_at": {"data_type": "timestamp", "timezone": True},
-        "properties": {"data_type": "json"},
-        **SNAPSHOT_HINTS,
-    }
-
-    @dlt.resource(name="persons", primary_key=("project_id", "id"), columns=columns,
-                  write_disposition=SNAPSHOT_DISPOSITION,
-                  merge_key="project_id" if full_refresh else None)
-    def persons() -> Iterator[pa.Table]:
-        yield from skip_when_denied("persons", read_persons)
-
-    def read_persons() -> Iterator[pa.Table]:
-        state = dlt.current.resource_state()
-        watermarks: dict[str, str] = state.setdefault("created_at_watermark", {})
-        created_hi = pendulum.now("UTC") - timedelta(seconds=ingestion_lag_seconds)
-        plans = []
-        for project in projects:
-            mark = None if full_refresh else _instant(watermarks.get(str(project.id)))
-            conditions = tuple(range_condition("created_at", mark, created_hi))
-            label = f"project {project.id} created_at [{mark.isoformat() if mark else '-inf'}, {created_hi})"
-            plans.append(QueryPlan(project, hogql.PERSONS, conditions, label))
-        yield from interleave(
-            _page_producers(client, plans, page_size, _with_sentinel_column, snapshot=full_refresh), workers
-        )
-        watermarks.update({str(p.id): created_hi.isoformat() for p in projects})
-
-    return persons
-
-
-def person_distinct_ids_resource(
-    client: PostHogClient, projects: Sequence[Project], workers: int, page_size: int
-) -> DltResource:
-    """Every distinct id and its person, re-read each run (HogQL offers no change time for this table)."""
-
-    @dlt.resource(name="person_distinct_ids", primary_key=("project_id", "distinct_id"),
-                  write_disposition=SNAPSHOT_DISPOSITION,
-                  merge_key="project_id", columns=SNAPSHOT_HINTS)
-    def person_distinct_ids() -> Iterator[pa.Table]:
-        yield from skip_when_denied("person_distinct_ids", read_distinct_ids)
-
-    def read_distinct_ids() -> Iterator[pa.Table]:
-        plans = [QueryPlan(p, hogql.PERSON_DISTINCT_IDS, (), f"project {p.id} (all)") for p in projects]
-        yield from interleave(
-            _page_producers(client, plans, page_size, _with_sentinel_column, snapshot=True), workers
-        )
-
-    return person_distinct_ids

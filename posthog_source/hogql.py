@@ -1,19 +1,27 @@
-"""Events, persons and distinct ids through PostHog's HogQL query API, as Arrow pages.
+"""PostHog's HogQL query API as Arrow pages: the tables we read, how queries are written and paged, and how
+each answer is converted by the column types PostHog sends with it.
 
-Rules this module is built on (posthog-api.md §3):
+Rules this module is built on (docs/posthog-api.md):
 - at most 50,000 rows per query and no OFFSET with a personal key, so we page by keyset on an ordered
   (cursor, tie-breaker) pair, which neither skips nor repeats rows that tie on the cursor;
 - HogQL renders instants in the project's time zone and reads bare string literals in it too, so every
   literal we send names 'UTC' and every instant we get back is converted to UTC;
-- events are partitioned by `timestamp`, so every events query is bounded on `timestamp`.
+- the answer's `types` (ClickHouse type names) decide each conversion: booleans arrive as `Int8` 0/1,
+  instants as `DateTime64` strings with or without fractions; a type we cannot read is one clear error that
+  names the table and column, never an Arrow traceback;
+- answers are cached by PostHog unless `refresh` is `force_blocking`, and every query is named, so it shows
+  in PostHog's query log;
+- a page is bounded in bytes as well as rows: the next LIMIT follows the bytes per row seen so far.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 import orjson
@@ -24,17 +32,41 @@ import pyarrow.compute as pc
 from posthog_source import settings
 from posthog_source.client import PostHogClient
 from posthog_source.errors import PostHogSourceError
+from posthog_source.projects import Project
 
 logger = logging.getLogger("posthog_source")
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 
 
+class Kind(Enum):
+    """What a column is in the destination; the answer's ClickHouse type says how to get there."""
+
+    STRING = "string"
+    JSON = "json"  # JSON text (dlt column hint `json`)
+    INSTANT = "instant"
+    BOOL = "bool"
+    INT = "int"
+    FLOAT = "float"
+
+    @property
+    def arrow_type(self) -> pa.DataType:
+        return _ARROW_TYPES[self]
+
+
+_ARROW_TYPES = {Kind.STRING: pa.string(), Kind.JSON: pa.string(), Kind.INSTANT: TIMESTAMP, Kind.BOOL: pa.bool_(),
+                Kind.INT: pa.int64(), Kind.FLOAT: pa.float64()}
+
+
 @dataclass(frozen=True)
 class Column:
     expression: str  # HogQL select expression
     name: str  # column name in the destination
-    arrow_type: pa.DataType
+    kind: Kind
+
+    @property
+    def arrow_type(self) -> pa.DataType:
+        return self.kind.arrow_type
 
 
 @dataclass(frozen=True)
@@ -49,49 +81,93 @@ class HogQLTable:
     def column(self, name: str) -> Column:
         return next(c for c in self.columns if c.name == name)
 
+    @property
+    def schema(self) -> pa.Schema:
+        return pa.schema([pa.field("project_id", pa.int64(), nullable=False)]
+                         + [pa.field(c.name, c.arrow_type) for c in self.columns])
 
-EVENTS_BY_CREATED_AT = HogQLTable(
-    table="events",
-    columns=(
-        Column("toString(uuid)", "uuid", pa.string()),
-        Column("event", "event", pa.string()),
-        Column("distinct_id", "distinct_id", pa.string()),
-        Column("toString(person_id)", "person_id", pa.string()),
-        Column("timestamp", "timestamp", TIMESTAMP),
-        Column("created_at", "created_at", TIMESTAMP),
-        Column("properties", "properties", pa.string()),
-        Column("elements_chain", "elements_chain", pa.string()),
-        Column("`$session_id`", "session_id", pa.string()),
-    ),
-    cursor="created_at",
-    tie_breaker="uuid",
+    def with_cursor(self, cursor: str) -> HogQLTable:
+        return HogQLTable(self.table, self.columns, cursor, self.tie_breaker)
+
+
+EVENT_COLUMNS = (
+    Column("toString(uuid)", "uuid", Kind.STRING),
+    Column("event", "event", Kind.STRING),
+    Column("distinct_id", "distinct_id", Kind.STRING),
+    Column("toString(person_id)", "person_id", Kind.STRING),
+    Column("timestamp", "timestamp", Kind.INSTANT),
+    Column("created_at", "created_at", Kind.INSTANT),
+    Column("properties", "properties", Kind.JSON),
+    Column("elements_chain", "elements_chain", Kind.STRING),
+    Column("`$session_id`", "session_id", Kind.STRING),
 )
-# Windows of a first run or a backfill are cut on `timestamp`, PostHog's partition key.
-EVENTS_BY_TIMESTAMP = HogQLTable(EVENTS_BY_CREATED_AT.table, EVENTS_BY_CREATED_AT.columns, "timestamp", "uuid")
+# Incremental runs page on ingestion time; windows of first runs and backfills on `timestamp`, PostHog's
+# partition key.
+EVENTS_BY_CREATED_AT = HogQLTable("events", EVENT_COLUMNS, cursor="created_at", tie_breaker="uuid")
+EVENTS_BY_TIMESTAMP = EVENTS_BY_CREATED_AT.with_cursor("timestamp")
 
 PERSONS = HogQLTable(
     table="persons",
     columns=(
-        Column("toString(id)", "id", pa.string()),
-        Column("created_at", "created_at", TIMESTAMP),
-        Column("properties", "properties", pa.string()),
-        Column("is_identified", "is_identified", pa.bool_()),
+        Column("toString(id)", "id", Kind.STRING),
+        Column("created_at", "created_at", Kind.INSTANT),
+        Column("properties", "properties", Kind.JSON),
+        Column("is_identified", "is_identified", Kind.BOOL),
     ),
     cursor="created_at",
+    tie_breaker="id",
+)
+PERSONS_BY_ID = PERSONS.with_cursor("id")
+# Deleted persons: `raw_persons` keeps every version, `is_deleted` set on the last one (docs/posthog-api.md).
+DELETED_PERSONS = HogQLTable(
+    table="raw_persons",
+    columns=(Column("toString(id)", "id", Kind.STRING),),
+    cursor="id",
     tie_breaker="id",
 )
 
 PERSON_DISTINCT_IDS = HogQLTable(
     table="person_distinct_ids",
     columns=(
-        Column("distinct_id", "distinct_id", pa.string()),
-        Column("toString(person_id)", "person_id", pa.string()),
+        Column("distinct_id", "distinct_id", Kind.STRING),
+        Column("toString(person_id)", "person_id", Kind.STRING),
     ),
     cursor="distinct_id",
     tie_breaker="distinct_id",
 )
 
+SESSIONS = HogQLTable(
+    table="sessions",
+    columns=(
+        Column("toString(session_id)", "session_id", Kind.STRING),
+        Column("distinct_id", "distinct_id", Kind.STRING),
+        Column("`$start_timestamp`", "start_timestamp", Kind.INSTANT),
+        Column("`$end_timestamp`", "end_timestamp", Kind.INSTANT),
+        Column("`$session_duration`", "duration_seconds", Kind.INT),
+        Column("`$entry_current_url`", "entry_current_url", Kind.STRING),
+        Column("`$end_current_url`", "end_current_url", Kind.STRING),
+        Column("`$pageview_count`", "pageview_count", Kind.INT),
+        Column("`$autocapture_count`", "autocapture_count", Kind.INT),
+        Column("`$is_bounce`", "is_bounce", Kind.BOOL),
+        Column("`$channel_type`", "channel_type", Kind.STRING),
+    ),
+    cursor="session_id",
+    tie_breaker="session_id",
+)
 
+COHORT_PEOPLE = HogQLTable(
+    table="cohort_people",
+    columns=(
+        Column("cohort_id", "cohort_id", Kind.INT),
+        Column("toString(person_id)", "person_id", Kind.STRING),
+    ),
+    cursor="person_id",
+    tie_breaker="person_id",
+)
+STATIC_COHORT_PEOPLE = HogQLTable("static_cohort_people", COHORT_PEOPLE.columns, "person_id", "person_id")
+
+
+# -- writing queries ----------------------------------------------------------------------------------
 def utc_literal(instant: pendulum.DateTime) -> str:
     """A HogQL DateTime64 literal that means the same instant whatever the project's time zone."""
     text = instant.in_timezone("UTC").format("YYYY-MM-DD HH:mm:ss.SSSSSS")
@@ -103,40 +179,12 @@ def string_literal(value: str) -> str:
     return f"'{escaped}'"
 
 
-def _literal(table: HogQLTable, column: str, value: Any) -> str:
-    if table.column(column).arrow_type == TIMESTAMP:
+def _literal(column: Column, value: Any) -> str:
+    if column.kind is Kind.INSTANT:
         return utc_literal(pendulum.instance(value))
-    return string_literal(value)
-
-
-def _order_expression(table: HogQLTable, column: str) -> str:
-    return table.column(column).expression
-
-
-def build_query(
-    table: HogQLTable, conditions: Sequence[str], after: tuple[Any, Any] | None, limit: int
-) -> str:
-    """SELECT ... WHERE <conditions> AND (cursor, tie) > after ORDER BY cursor, tie LIMIT n.
-
-    The keyset condition is spelt with OR/AND rather than a tuple comparison, which HogQL may not accept.
-    """
-    where = list(conditions)
-    cursor_expr = _order_expression(table, table.cursor)
-    tie_expr = _order_expression(table, table.tie_breaker)
-    if after is not None:
-        cursor_value, tie_value = after
-        cursor_lit = _literal(table, table.cursor, cursor_value)
-        if table.cursor == table.tie_breaker:
-            where.append(f"{cursor_expr} > {cursor_lit}")
-        else:
-            tie_lit = _literal(table, table.tie_breaker, tie_value)
-            where.append(
-                f"({cursor_expr} > {cursor_lit} OR ({cursor_expr} = {cursor_lit} AND {tie_expr} > {tie_lit}))"
-            )
-    select = ", ".join(c.expression for c in table.columns)
-    order = cursor_expr if table.cursor == table.tie_breaker else f"{cursor_expr} ASC, {tie_expr} ASC"
-    where_sql = f" WHERE {' AND '.join(where)}" if where else ""
-    return f"SELECT {select} FROM {table.table}{where_sql} ORDER BY {order} LIMIT {limit}"
+    if column.kind is Kind.INT:
+        return str(int(value))
+    return string_literal(str(value))
 
 
 def range_condition(expression: str, lo: pendulum.DateTime | None, hi: pendulum.DateTime | None) -> list[str]:
@@ -149,30 +197,96 @@ def range_condition(expression: str, lo: pendulum.DateTime | None, hi: pendulum.
     return conditions
 
 
-def count_events_by_day(
-    client: PostHogClient, project: Project, conditions: Sequence[str]
+def build_query(
+    table: HogQLTable, conditions: Sequence[str], after: tuple[Any, Any] | None, limit: int
+) -> str:
+    """SELECT ... WHERE <conditions> AND (cursor, tie) > after ORDER BY cursor, tie LIMIT n.
+
+    The keyset condition is spelt with OR/AND rather than a tuple comparison, which HogQL may not accept.
+    Ordering uses the select expressions (`toString(uuid)`), so the order is the one our literals compare in
+    (ClickHouse orders a UUID by its integer halves, not by its text).
+    """
+    where = list(conditions)
+    cursor = table.column(table.cursor)
+    tie = table.column(table.tie_breaker)
+    if after is not None:
+        cursor_value, tie_value = after
+        cursor_lit = _literal(cursor, cursor_value)
+        if cursor is tie:
+            where.append(f"{cursor.expression} > {cursor_lit}")
+        else:
+            tie_lit = _literal(tie, tie_value)
+            where.append(f"({cursor.expression} > {cursor_lit} OR "
+                         f"({cursor.expression} = {cursor_lit} AND {tie.expression} > {tie_lit}))")
+    select = ", ".join(c.expression for c in table.columns)
+    order = cursor.expression if cursor is tie else f"{cursor.expression} ASC, {tie.expression} ASC"
+    where_sql = f" WHERE {' AND '.join(where)}" if where else ""
+    return f"SELECT {select} FROM {table.table}{where_sql} ORDER BY {order} LIMIT {limit}"
+
+
+def query_body(query: str, name: str) -> dict[str, Any]:
+    """The body of every query we send: named (PostHog's query log shows it) and never answered from the
+    cache (a re-sent query must not get the rows of an earlier answer)."""
+    return {"query": {"kind": "HogQLQuery", "query": query}, "name": f"posthog-dlt {name}".strip(),
+            "refresh": "force_blocking"}
+
+
+def query_path(project: Project) -> str:
+    return f"/api/projects/{project.id}/query/"
+
+
+def count_by_day(
+    client: PostHogClient, project: Project, conditions: Sequence[str], name: str = "events per day"
 ) -> list[tuple[pendulum.DateTime, int]]:
-    """Rows per UTC day matching `conditions`: one cheap query that lets windows follow the data."""
+    """Events per UTC day of `timestamp` matching `conditions`: one query that reads two columns and lets
+    windows follow the data (and lets `verify` compare days)."""
+    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
     query = (
         "SELECT toString(toDate(toTimeZone(timestamp, 'UTC'))) AS day, count() AS n FROM events"
-        f" WHERE {' AND '.join(conditions)} GROUP BY day ORDER BY day LIMIT {settings.HOGQL_MAX_ROWS}"
+        f"{where} GROUP BY day ORDER BY day LIMIT {settings.HOGQL_MAX_ROWS}"
     )
-    body = {"query": {"kind": "HogQLQuery", "query": query}, "name": "posthog-dlt events per day",
-            "refresh": "force_blocking"}
-    response = client.post(f"/api/projects/{project.id}/query/", body, what=f"event counts of project {project.id}")
-    return [(pendulum.parse(day, tz="UTC"), int(n)) for day, n in response.get("results") or []]
+    response = client.post(query_path(project), query_body(query, name),
+                           what=f"event counts of project {project.id}")
+    return [(pendulum.parse(str(day), tz="UTC"), int(n)) for day, n in response.get("results") or []]
+
+
+def count_rows(client: PostHogClient, project: Project, table: str, conditions: Sequence[str] = ()) -> int:
+    """`SELECT count() FROM table WHERE ...` for one project."""
+    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+    response = client.post(query_path(project), query_body(f"SELECT count() FROM {table}{where}", f"count {table}"),
+                           what=f"{table} count of project {project.id}")
+    rows = response.get("results") or [[0]]
+    return int(rows[0][0])
+
+
+# -- paging ---------------------------------------------------------------------------------------------
+class RowWidth:
+    """Bytes per row seen so far (of one table), shared by the walks of a run: the next LIMIT keeps a page
+    near `page_bytes` whatever the width of the events (a 50,000-row page of 20 KB events is 1 GB)."""
+
+    def __init__(self, page_bytes: int = settings.DEFAULT_PAGE_BYTES) -> None:
+        self.page_bytes = page_bytes
+        self._lock = threading.Lock()
+        self._bytes_per_row: float | None = None
+
+    def limit(self, page_size: int) -> int:
+        with self._lock:
+            if self._bytes_per_row is None:  # nothing seen yet: a first page small enough for any width
+                return min(page_size, max(settings.MIN_PAGE_ROWS, self.page_bytes // 50_000))
+            rows = int(self.page_bytes / max(self._bytes_per_row, 1.0))
+        return max(settings.MIN_PAGE_ROWS, min(page_size, rows))
+
+    def observe(self, body_bytes: int, rows: int) -> None:
+        if rows <= 0:
+            return
+        width = body_bytes / rows
+        with self._lock:  # the widest recent page wins quickly; narrower pages pull it down slowly
+            previous = self._bytes_per_row
+            self._bytes_per_row = width if previous is None or width > previous else 0.8 * previous + 0.2 * width
 
 
 @dataclass(frozen=True)
-class Project:
-    id: int
-    name: str
-    timezone: str
-    organization_id: str | None
-
-
-@dataclass(frozen=True)
-class _Page:
+class Page:
     table: pa.Table | None  # None when the page is empty
     more: bool  # PostHog may hold more rows after this page
     last_key: tuple[Any, Any] | None  # (cursor, tie-breaker) of the last row, for the next query
@@ -183,29 +297,25 @@ class _Page:
 _PARSE_LOCK = threading.Lock()
 
 
-def _parse_page(content: bytes, table: HogQLTable, project: Project, page_size: int) -> _Page:
+def parse_page(content: bytes, table: HogQLTable, project: Project, limit: int) -> Page:
+    """One HogQL answer -> an Arrow page converted by the answer's column types, and where to continue."""
     with _PARSE_LOCK:
         response = orjson.loads(content)
         rows = response.get("results") or []
         if not rows:
-            return _Page(None, False, None)
-        arrow = rows_to_arrow(rows, table, project)
+            return Page(None, False, None)
+        arrow = rows_to_arrow(rows, table, project, response.get("types"))
         # The effective limit may be lower than asked (self-hosted settings): only a page shorter than both
         # ends the walk, never a short page alone.
-        effective = min(page_size, int(response.get("limit") or page_size))
+        effective = min(limit, int(response.get("limit") or limit))
         more = len(rows) >= effective or bool(response.get("hasMore"))
-        names = [c.name for c in table.columns]
-        last = rows[-1]
-        if table.column(table.cursor).arrow_type == TIMESTAMP:
-            cursor_value = arrow.column(table.cursor)[-1].as_py()
-        else:
-            cursor_value = last[names.index(table.cursor)]
-        return _Page(drop_adjacent_duplicates(arrow, table.tie_breaker), more,
-                     (cursor_value, last[names.index(table.tie_breaker)]))
+        cursor_value = arrow.column(table.cursor)[-1].as_py()
+        tie_value = arrow.column(table.tie_breaker)[-1].as_py()
+        return Page(drop_adjacent_duplicates(arrow, table.tie_breaker), more, (cursor_value, tie_value))
 
 
 def drop_adjacent_duplicates(page: pa.Table, key: str) -> pa.Table:
-    """ClickHouse keeps copies of an event until it merges them (posthog-api.md §3.3); copies share
+    """ClickHouse keeps copies of an event until it merges them (docs/posthog-api.md); copies share
     timestamp, ingestion time and uuid, so in our key order they are neighbours. The first copy stays."""
     if page.num_rows < 2:
         return page
@@ -223,26 +333,26 @@ def keyset_pages(
     conditions: Sequence[str],
     page_size: int = settings.HOGQL_MAX_ROWS,
     label: str = "",
-) -> Iterator[pa.Table]:
-    """Every row matching `conditions`, one Arrow table per HogQL page, in (cursor, tie-breaker) order."""
+    after: tuple[Any, Any] | None = None,
+    width: RowWidth | None = None,
+) -> Iterator[Page]:
+    """Every row matching `conditions` after the key `after`, one page per query, in (cursor, tie-breaker)
+    order. Each page says its last key, so a caller that must split the walk knows where it stood."""
     page_size = min(page_size, settings.HOGQL_MAX_ROWS)
-    after: tuple[Any, Any] | None = None
-    path = f"/api/projects/{project.id}/query/"
+    width = width or RowWidth()
     what = f"{table.table} of project {project.id}"
-
-    def parse(content: bytes) -> _Page:
-        return _parse_page(content, table, project, page_size)
-
     while True:
-        body = {
-            "query": {"kind": "HogQLQuery", "query": build_query(table, conditions, after, page_size)},
-            "name": f"posthog-dlt {table.table} {label}".strip(),
-            "refresh": "force_blocking",  # a cached answer could be stale
-        }
-        page: _Page = client.post(path, body, what=what, parse=parse)
+        limit = width.limit(page_size)
+
+        def parse(content: bytes, limit: int = limit) -> tuple[Page, int]:
+            return parse_page(content, table, project, limit), len(content)
+
+        body = query_body(build_query(table, conditions, after, limit), f"{table.table} {label}")
+        page, size = client.post(query_path(project), body, what=what, parse=parse)
         if page.table is None:
             return
-        yield page.table
+        width.observe(size, page.table.num_rows)
+        yield page
         if not page.more:
             return
         if after is not None and page.last_key is not None and page.last_key <= after:
@@ -250,21 +360,104 @@ def keyset_pages(
         after = page.last_key
 
 
-def rows_to_arrow(rows: list[list[Any]], table: HogQLTable, project: Project) -> pa.Table:
-    """Rows as HogQL returns them -> one Arrow table with an explicit schema and `project_id` first."""
+# -- converting answers ----------------------------------------------------------------------------------
+_WRAPPERS = re.compile(r"^(?:Nullable|LowCardinality)\((.*)\)$")
+
+
+def clickhouse_base_type(name: Any) -> str:
+    """`Nullable(DateTime64(6, 'UTC'))` -> `DateTime64(6, 'UTC')`; a missing type -> ''."""
+    text = str(name or "").strip()
+    while True:
+        match = _WRAPPERS.match(text)
+        if not match:
+            return text
+        text = match.group(1).strip()
+
+
+def _types_by_position(types: Any, count: int) -> list[str]:
+    """HogQL sends `types` as [name, type] pairs (or, in older versions, bare type names)."""
+    if not isinstance(types, list) or len(types) != count:
+        return [""] * count
+    return [clickhouse_base_type(t[1] if isinstance(t, list | tuple) and len(t) == 2 else t) for t in types]
+
+
+def rows_to_arrow(rows: list[list[Any]], table: HogQLTable, project: Project, types: Any = None) -> pa.Table:
+    """Rows as HogQL returns them -> one Arrow table with `project_id` first, each column converted by the
+    type PostHog says it has."""
     columns_data = list(zip(*rows, strict=True))
+    if len(columns_data) != len(table.columns):
+        raise PostHogSourceError(
+            f"PostHog answered {len(columns_data)} columns for {table.table} where {len(table.columns)} were "
+            "asked for; this PostHog version answers differently: please report it"
+        )
     arrays: list[pa.Array] = [pa.array([project.id] * len(rows), pa.int64())]
-    fields = [pa.field("project_id", pa.int64(), nullable=False)]
-    for column, values in zip(table.columns, columns_data, strict=True):
-        if column.arrow_type == TIMESTAMP:
-            array = to_utc_timestamps(values, project.timezone)
-        elif column.arrow_type == pa.string():
-            array = _as_string_array(values)
-        else:
-            array = pa.array(values, column.arrow_type)
-        arrays.append(array)
-        fields.append(pa.field(column.name, column.arrow_type))
-    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+    for column, values, clickhouse_type in zip(table.columns, columns_data,
+                                               _types_by_position(types, len(table.columns)), strict=True):
+        try:
+            arrays.append(convert_column(values, column.kind, clickhouse_type, project.timezone))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, ValueError, TypeError) as exc:
+            sample = next((v for v in values if v is not None), None)
+            raise PostHogSourceError(
+                f"PostHog answered {table.table}.{column.name} as {clickhouse_type or 'an untyped column'} "
+                f"(for example {str(sample)[:60]!r}), which cannot be read as {column.kind.name.lower()}; "
+                "please report it with your PostHog version"
+            ) from exc
+    return pa.Table.from_arrays(arrays, schema=table.schema)
+
+
+def convert_column(values: Sequence[Any], kind: Kind, clickhouse_type: str, project_timezone: str) -> pa.Array:
+    """One column of an answer -> Arrow, by its ClickHouse type (`''` when PostHog sent none)."""
+    if kind is Kind.INSTANT:
+        return to_utc_timestamps(values, project_timezone)
+    if kind is Kind.BOOL:
+        return _to_bool(values)
+    if kind in (Kind.STRING, Kind.JSON):
+        return _as_string_array(values)
+    if kind is Kind.INT:
+        return _to_number(values, pa.int64())
+    return _to_number(values, pa.float64())
+
+
+def _to_bool(values: Sequence[Any]) -> pa.Array:
+    """ClickHouse booleans are `Int8`/`UInt8` 0/1 (recorded from PostHog Cloud), `Bool` true/false in newer
+    columns, and text where an expression was stringified."""
+    try:
+        return pa.array(values, pa.bool_())  # true/false (and None)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        pass
+    try:
+        numbers = pa.array(values, pa.int64())  # 0/1
+        return pc.not_equal(numbers, 0)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        pass
+    return pa.array([_bool_value(v) for v in values], pa.bool_())
+
+
+_TRUE_TEXT = frozenset({"true", "1", "t", "yes"})
+_FALSE_TEXT = frozenset({"false", "0", "f", "no", ""})
+
+
+def _bool_value(value: Any) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return value != 0
+    text = str(value).strip().lower()
+    if text in _TRUE_TEXT:
+        return True
+    if text in _FALSE_TEXT:
+        return False
+    raise ValueError(f"not a boolean: {value!r}")
+
+
+def _to_number(values: Sequence[Any], arrow_type: pa.DataType) -> pa.Array:
+    """Numbers arrive as JSON numbers, and as strings for 64-bit integers in some ClickHouse settings;
+    a float that is a whole number is accepted as an integer, any other is an error."""
+    try:
+        return pa.array(values, arrow_type)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        pass
+    return pa.array([None if v is None else float(v) for v in values], pa.float64()).cast(arrow_type)
 
 
 def _as_string_array(values: Sequence[Any]) -> pa.Array:
@@ -283,10 +476,10 @@ def _as_text(value: Any) -> str | None:
 
 
 def to_utc_timestamps(values: Sequence[str | None], project_timezone: str) -> pa.Array:
-    """HogQL instants -> UTC. Values with an offset (the normal case) are converted by Arrow in C; values
-    without one are wall-clock times in the project's zone (an ambiguous or skipped wall-clock time is read
-    as the earliest instant it can mean). A page mixing both forms is converted value by value, by the same
-    rules."""
+    """HogQL instants -> UTC. Values with an offset (the normal case, `Z` or `+05:30`, with or without a
+    fraction) are converted by Arrow in C; values without one are wall-clock times in the project's zone (an
+    ambiguous or skipped wall-clock time is read as the earliest instant it can mean). A page mixing both
+    forms is converted value by value, by the same rules."""
     strings = pa.array(values, pa.string())
     try:
         return strings.cast(TIMESTAMP)
@@ -305,7 +498,7 @@ def to_utc_timestamps(values: Sequence[str | None], project_timezone: str) -> pa
             try:
                 converted.append(_wall_clock_to_utc(single, project_timezone)[0].as_py())
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-                raise PostHogSourceError(f"HogQL returned '{value}' where an instant was expected") from exc
+                raise ValueError(f"'{value}' is not an instant") from exc
     return pa.array(converted, TIMESTAMP)
 
 

@@ -1,9 +1,9 @@
-"""dlt resources for every REST endpoint of the catalogue, built by one factory."""
+"""dlt resources for every REST endpoint of the catalogue, built by one factory, and `projects`."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import dlt
@@ -13,28 +13,13 @@ from dlt.extract.resource import DltResource
 from posthog_source.catalogue import Endpoint, Level
 from posthog_source.client import PostHogClient
 from posthog_source.errors import PermissionDeniedError
-from posthog_source.hogql import Project
-from posthog_source.rest import (
-    SENTINEL_COLUMN,
-    SNAPSHOT_DISPOSITION,
-    parse_api_instant,
-    shape_rows,
-    snapshot_sentinel,
-    walk_pages,
-)
+from posthog_source.projects import Project, ProjectCatalog
+from posthog_source.rest import parse_api_instant, shape_rows, walk_pages
+from posthog_source.snapshot import SENTINEL_HINTS, SNAPSHOT_DISPOSITION, sentinel_row, skip_when_denied
 
 logger = logging.getLogger("posthog_source")
 
 Rows = list[dict[str, Any]]
-
-
-def skip_when_denied(table: str, pages: Callable[[], Iterator[Any]]) -> Iterator[Any]:
-    """A resource the key may not read is reported by name and skipped; the others still load."""
-    try:
-        yield from pages()
-    except PermissionDeniedError as exc:
-        scope = f"; add the scope '{exc.scope}' to the key to load it" if exc.scope else ""
-        logger.warning("skipped %s: %s%s", table, exc, scope)
 
 
 def _column_hints(endpoint: Endpoint) -> TTableSchemaColumns:
@@ -43,13 +28,13 @@ def _column_hints(endpoint: Endpoint) -> TTableSchemaColumns:
     }
     if endpoint.level is Level.PROJECT:
         hints["project_id"] = {"data_type": "bigint", "nullable": False}
-        hints[SENTINEL_COLUMN] = {"data_type": "bool", "hard_delete": True}
+        hints.update(SENTINEL_HINTS)
     return hints
 
 
-def metadata_resource(client: PostHogClient, endpoint: Endpoint, projects: Sequence[Project]) -> DltResource:
-    """A snapshot of one endpoint. Project tables are replaced project by project (delete-insert on
-    `project_id`), so edits and deletions show and a run over some projects leaves the others alone."""
+def metadata_resource(client: PostHogClient, endpoint: Endpoint, catalog: ProjectCatalog) -> DltResource:
+    """A snapshot of one endpoint. Project tables are replaced project by project (snapshot.py), so edits and
+    deletions show and a run over some projects leaves the others alone."""
     if endpoint.level is Level.ORGANIZATION:
         disposition: Any = "replace"
         merge_key = None
@@ -63,6 +48,7 @@ def metadata_resource(client: PostHogClient, endpoint: Endpoint, projects: Seque
         if endpoint.level is Level.ORGANIZATION:
             yield from skip_when_denied(endpoint.table, lambda: _organization_pages(client, endpoint))
         else:
+            projects = catalog.projects()
             yield from skip_when_denied(endpoint.table, lambda: _project_pages(client, endpoint, projects))
 
     return snapshot
@@ -75,19 +61,17 @@ def _organization_pages(client: PostHogClient, endpoint: Endpoint) -> Iterator[R
 
 
 def _project_pages(client: PostHogClient, endpoint: Endpoint, projects: Sequence[Project]) -> Iterator[Rows]:
-    organization_rows: dict[str | None, set[Any]] = {}
+    """Each project's list as PostHog shows it. Organisation-scoped annotations appear in every project of
+    their organisation (their `scope` says so): PostHog does not say which project created one, so each
+    project keeps its own copy under its `project_id` rather than one being picked as the owner."""
     for project in projects:
         seen: set[tuple[Any, ...]] = set()
         first = True
         try:
             for page in _raw_pages(client, endpoint, project):
-                if endpoint.organization_rows_once:
-                    page = _keep_organization_rows_once(
-                        page, organization_rows.setdefault(project.organization_id, set())
-                    )
                 rows = shape_rows(page, endpoint, project.id, seen)
                 if first:  # only once the project proved readable, so a refused project keeps its old rows
-                    rows.insert(0, snapshot_sentinel(endpoint, project.id))
+                    rows.insert(0, sentinel_row(project.id, endpoint.sentinel_key))
                     first = False
                 yield rows
         except PermissionDeniedError as exc:
@@ -112,25 +96,14 @@ def _raw_pages(client: PostHogClient, endpoint: Endpoint, project: Project) -> I
         yield []
 
 
-def _keep_organization_rows_once(page: Rows, seen_in_organization: set[Any]) -> Rows:
-    """Organisation-scoped annotations come back in every project of the organisation; keep each once,
-    under the first project (lowest id) that returns it."""
-    kept = []
-    for row in page:
-        if row.get("scope") == "organization":
-            if row.get("id") in seen_in_organization:
-                continue
-            seen_in_organization.add(row.get("id"))
-        kept.append(row)
-    return kept
+def projects_resource(catalog: ProjectCatalog) -> DltResource:
+    """The projects the run reads, as PostHog describes them (a short form: no `created_at` in lists)."""
 
-
-def projects_resource(projects: Sequence[tuple[Project, dict[str, Any]]]) -> DltResource:
     @dlt.resource(name="projects", primary_key="id", write_disposition="replace",
                   columns={"created_at": {"data_type": "timestamp", "timezone": True}})
     def project_rows() -> Iterator[Rows]:
         rows = []
-        for _, row in projects:
+        for _, row in catalog.discovered():
             row = dict(row)
             if isinstance(row.get("created_at"), str):
                 row["created_at"] = parse_api_instant(row["created_at"])
@@ -138,4 +111,3 @@ def projects_resource(projects: Sequence[tuple[Project, dict[str, Any]]]) -> Dlt
         yield rows
 
     return project_rows
-

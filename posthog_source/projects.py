@@ -1,14 +1,50 @@
-"""Which projects a run reads: the configured ones, or every project the key can see."""
+"""Which projects a run reads: the configured ones, or every project the key can see.
+
+Discovery is lazy: the source is built without any HTTP (so dlt's tools, `with_resources` and Dagster's
+`@dlt_assets` work offline), and the first resource that runs asks PostHog once for everybody.
+"""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from posthog_source.catalogue import Endpoint, Level
 from posthog_source.client import PostHogClient
 from posthog_source.errors import ConfigurationError, NotFoundError, PermissionDeniedError
-from posthog_source.hogql import Project
 from posthog_source.rest import walk_pages
+
+
+@dataclass(frozen=True)
+class Project:
+    """A PostHog project (its primary environment shares the id) as the resources need it."""
+
+    id: int
+    name: str
+    timezone: str
+    organization_id: str | None
+
+
+class ProjectCatalog:
+    """The run's projects, discovered on first use, once, whichever resource (thread) asks first."""
+
+    def __init__(self, client: PostHogClient, wanted: Sequence[int] | None) -> None:
+        self._client = client
+        self._wanted = list(wanted) if wanted is not None else None
+        self._lock = threading.Lock()
+        self._found: list[tuple[Project, dict[str, Any]]] | None = None
+
+    def discovered(self) -> list[tuple[Project, dict[str, Any]]]:
+        """Projects with the API objects PostHog returned for them."""
+        with self._lock:
+            if self._found is None:
+                self._found = discover_projects(self._client, self._wanted)
+            return self._found
+
+    def projects(self) -> list[Project]:
+        return [project for project, _ in self.discovered()]
 
 
 def discover_projects(client: PostHogClient, wanted: list[int] | None) -> list[tuple[Project, dict[str, Any]]]:

@@ -11,13 +11,6 @@ from posthog_source.catalogue import Endpoint, Level, Pagination
 from posthog_source.client import PostHogClient
 from posthog_source.errors import PostHogSourceError
 
-# Rows with this column set are deleted by dlt (hard_delete) instead of inserted: see snapshot_sentinel.
-SENTINEL_COLUMN = "_posthog_sentinel"
-# Snapshot tables replace each project's rows (merge key `project_id`). Their rows are unique within a run
-# (shape_rows drops repeats; HogQL's persons and distinct ids are one row per key), so dlt may skip its
-# deduplication, a window over every staged column that costs memory in proportion to the load.
-SNAPSHOT_DISPOSITION: dict[str, Any] = {"disposition": "merge", "strategy": "delete-insert", "deduplicated": True}
-
 
 def endpoint_path(endpoint: Endpoint, project_id: int | None) -> str:
     if endpoint.level is Level.ORGANIZATION:
@@ -96,9 +89,3 @@ def parse_api_instant(value: str) -> pendulum.DateTime | str:
     if isinstance(parsed, pendulum.Date):
         return pendulum.datetime(parsed.year, parsed.month, parsed.day, tz="UTC")
     return value
-
-
-def snapshot_sentinel(endpoint: Endpoint, project_id: int) -> dict[str, Any]:
-    """A row that makes dlt's delete-insert (merge key `project_id`) clear this project's old rows even when
-    the project now has none; its hard-delete flag keeps the row itself out of the table."""
-    return {"project_id": project_id, **endpoint.sentinel_key, SENTINEL_COLUMN: True}

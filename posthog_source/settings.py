@@ -1,4 +1,7 @@
-"""Constants of the PostHog source: hosts, page sizes, PostHog's published budgets, defaults."""
+"""Constants of the PostHog source: hosts, page sizes, PostHog's published budgets, and every default.
+
+Each default lives here once; `config.SourceSettings` and the command line read them from here.
+"""
 
 from __future__ import annotations
 
@@ -11,29 +14,37 @@ DEFAULT_HOST = "us"
 # Hosts that may be reached over plain http (the key is sent in a header).
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 
-# How far back the first run reads events when no start_date is configured.
-DEFAULT_START_DAYS_AGO = 30
-
-# HogQL answers at most this many rows per query (posthog-api.md §3.2); larger LIMITs are clamped silently.
+# HogQL answers at most this many rows per query (docs/posthog-api.md); larger LIMITs are clamped silently.
 HOGQL_MAX_ROWS = 50_000
+# A page is also bounded in bytes: a 50,000-row page of 20 KB events would be a 1 GB response. The next
+# LIMIT is picked from the bytes per row seen so far, so memory and PostHog's execution time stay bounded.
+DEFAULT_PAGE_BYTES = 64 * 1024 * 1024
+MIN_PAGE_ROWS = 100
 # Default page of the REST list endpoints; PostHog's default is 100 and most have no maximum.
 REST_PAGE_SIZE = 100
 SESSION_RECORDINGS_PAGE_SIZE = 50
 
 # Events still being ingested are left for the next run: the upper bound on created_at is now - lag.
-DEFAULT_INGESTION_LAG = "5m"
-# How much older than its ingestion time an event's timestamp may be and still be picked up by an
-# incremental run. Bounds every query on `timestamp`, the column PostHog partitions by.
-DEFAULT_MAX_LATENESS = "7d"
+DEFAULT_INGESTION_LAG_SECONDS = 5 * 60
+# Every run re-reads `timestamp` back to the watermark minus this (late events; partition-pruned, cheap).
+DEFAULT_MAX_LATENESS_SECONDS = 7 * 86_400
+# Every incremental run re-reads `created_at` back to the watermark minus this: a row can become queryable
+# after its `created_at` (ingestion delays). Merged on the key, so the re-read costs no duplicates.
+DEFAULT_INGESTION_OVERLAP_SECONDS = 3_600
+# At most this often a run also looks for events ingested since the last sweep whose `timestamp` is older
+# than the bounded re-read reaches (imports, offline devices), and loads their days. 0: every run.
+DEFAULT_LATE_SWEEP_SECONDS = 86_400
 # Clients' clocks run ahead; PostHog clamps timestamps more than 23 h in the future.
 FUTURE_TIMESTAMP_SKEW_HOURS = 24
 # Granularity of the timestamp windows of a first run and of a backfill: windows start and end on these
 # boundaries. A per-day count decides how many buckets one window takes (about WINDOW_TARGET_ROWS rows), so
 # sparse ranges cost a few queries, not one per day.
-DEFAULT_WINDOW = "1d"
+DEFAULT_WINDOW_SECONDS = 86_400
 WINDOW_TARGET_ROWS = 500_000
+# Parallel HogQL walks (PostHog runs at most 3 queries of a team at once; the 4th walk parses meanwhile).
+DEFAULT_WORKERS = 4
 
-# PostHog's rate limits per personal API key (posthog-api.md §4): (requests, seconds) pairs.
+# PostHog's rate limits per personal API key (docs/posthog-api.md): (requests, seconds) pairs.
 DEFAULT_RATE_LIMITS: dict[str, list[tuple[int, float]]] = {
     "query": [(240, 60.0), (2400, 3600.0)],
     "analytics": [(240, 60.0), (1200, 3600.0)],
@@ -46,13 +57,11 @@ ANALYTICS_PATH_PARTS = ("/events", "/insights", "/persons")
 
 # HTTP behaviour.
 CONNECT_TIMEOUT_SECONDS = 10.0
-READ_TIMEOUT_SECONDS = 120.0
-DEFAULT_REQUEST_TIMEOUT = "120s"  # a HogQL page of 50,000 events can take PostHog a while
+READ_TIMEOUT_SECONDS = 120.0  # a HogQL page of 50,000 events can take PostHog a while
 MAX_ATTEMPTS = 8
 BACKOFF_BASE_SECONDS = 1.0
 BACKOFF_MAX_SECONDS = 60.0
-# A 429 asking to wait longer than this stops the run cleanly (the next run continues).
+# A 429 asking to wait longer than this (in total, per request) stops the run cleanly; the next continues.
 DEFAULT_MAX_RATE_LIMIT_WAIT_SECONDS = 3600.0
-DEFAULT_MAX_RATE_LIMIT_WAIT = "1h"
 
 USER_AGENT = "posthog-dlt/0.1 (+dlt)"

@@ -17,17 +17,12 @@ PROJECT_ENDPOINTS = [e for e in ENDPOINTS if e.level is Level.PROJECT]
 
 
 def expected_rows(world: Any, endpoint: Endpoint) -> dict[tuple[Any, ...], dict[str, Any]]:
-    """What the table must hold: every visible object of every project, keyed like the table. Organisation
-    annotations appear in every project's list but belong once, to the first project of the organisation."""
+    """What the table must hold: every visible object of every project's list, keyed like the table.
+    Organisation annotations appear in every project's list of their organisation, and so in the table."""
     expected: dict[tuple[Any, ...], dict[str, Any]] = {}
-    first_of_org: dict[Any, int] = {}
-    for project in sorted(world.projects, key=lambda p: p["id"]):
-        first_of_org.setdefault(project["organization"], project["id"])
     for project in world.projects:
         for row in world.visible_objects(endpoint.table, project["id"]):
             owner = project["id"]
-            if endpoint.organization_rows_once and row.get("scope") == "organization":
-                owner = first_of_org[project["organization"]]
             if endpoint.table == "insights":  # read with basic=true, PostHog's light serializer
                 row = {k: v for k, v in row.items() if k in INSIGHT_BASIC_FIELDS}
             full = {"project_id": owner, **row}
@@ -79,10 +74,25 @@ def test_every_metadata_table_matches_the_server(server, tmp_path):
     assert sorted(p["id"] for p in projects) == sorted(p["id"] for p in world.projects)
     assert {o["id"] for o in read_rows(tmp_path, "organizations")} == {o["id"] for o in world.organizations}
 
-    # Organisation annotations: each once, under the organisation's first project.
+    # Organisation annotations: under every project of their organisation, each project once.
     annotations = read_rows(tmp_path, "annotations")
-    org_scoped = [a for a in annotations if a["scope"] == "organization"]
-    assert org_scoped and len({a["id"] for a in org_scoped}) == len(org_scoped)
+    org_scoped = [(a["project_id"], a["id"]) for a in annotations if a["scope"] == "organization"]
+    assert org_scoped and len(set(org_scoped)) == len(org_scoped)
+
+
+def test_an_organization_annotation_made_in_any_project_shows_under_every_project_of_its_organization(
+    make_fake_server, tmp_path
+):
+    """PostHog's list does not say which project created an org-scoped annotation, so none is picked as
+    its owner: one created in project 2 is in project 1's list too, and both keep it (project 3 is in the
+    other organisation and does not)."""
+    server = make_fake_server(seed=11, events=2_000)
+    made = server.world.add_object("annotations", 2, scope="organization", content="release 4.2")
+    run_pipeline(server, tmp_path, resources=["annotations"])
+    holders = sorted(a["project_id"] for a in read_rows(tmp_path, "annotations") if a["id"] == made["id"])
+    assert holders == [1, 2]
+    rows = [a for a in read_rows(tmp_path, "annotations") if a["id"] == made["id"]]
+    assert all(a["scope"] == "organization" and a["content"] == "release 4.2" for a in rows)
 
 
 def test_second_run_shows_edits_and_deletions(server, tmp_path):
