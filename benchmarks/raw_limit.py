@@ -22,8 +22,10 @@ import pendulum
 
 from benchmarks.fake import peer_arguments
 from posthog_source import settings
-from posthog_source.events import EventsConfig, QueryPlan, plan_events
-from posthog_source.hogql import Project, build_query
+from posthog_source.config import SourceSettings
+from posthog_source.events import EventMarks, QueryPlan, plan_events
+from posthog_source.hogql import build_query
+from posthog_source.projects import Project
 
 WORKERS = 4  # the connector's default number of parallel walks
 
@@ -78,9 +80,8 @@ def _instant(text: str) -> datetime:
 
 
 def plans_for(client: Client, projects: Sequence[int], start_date: str) -> list[QueryPlan]:
-    config = EventsConfig(start_date=pendulum.parse(start_date), end_date=None, ingestion_lag_seconds=300.0,  # type: ignore[arg-type]
-                          max_lateness_seconds=7 * 86400.0, window_seconds=86400.0,
-                          page_size=settings.HOGQL_MAX_ROWS, promoted=(), workers=WORKERS)
+    config = SourceSettings.parse(api_key="phx_benchmark", host="http://127.0.0.1:9", start_date=start_date,
+                                  workers=WORKERS)
 
     def count_by_day(project: Project, conditions: Sequence[str]) -> list[tuple[pendulum.DateTime, int]]:
         query = ("SELECT toString(toDate(toTimeZone(timestamp, 'UTC'))) AS day, count() AS n FROM events"
@@ -91,9 +92,9 @@ def plans_for(client: Client, projects: Sequence[int], start_date: str) -> list[
     plans: list[QueryPlan] = []
     now = pendulum.now("UTC")
     for project_id in projects:
-        project_plans, _ = plan_events(Project(project_id, str(project_id), "UTC", None), None, config, now,
-                                       count_by_day)
-        plans.extend(project_plans)
+        planned = plan_events(Project(project_id, str(project_id), "UTC", None), EventMarks(), config, now,
+                              count_by_day)
+        plans.extend(planned.plans)
     return plans
 
 

@@ -74,7 +74,7 @@ def backfill(
     end = parse_instant(end_date, "end_date")
     reaches_present = end is None or end >= started_at
     configured_lag = options.source_args.get("ingestion_lag") or dlt.config.get("sources.posthog.ingestion_lag")
-    lag = parse_duration(configured_lag or settings.DEFAULT_INGESTION_LAG, "ingestion_lag", allow_zero=True)
+    lag = parse_duration(configured_lag or settings.DEFAULT_INGESTION_LAG_SECONDS, "ingestion_lag", allow_zero=True)
     if reaches_present:
         end = started_at.subtract(seconds=lag)
     check_range(start, end)

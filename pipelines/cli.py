@@ -30,7 +30,7 @@ from pipelines.runner import (
 )
 from posthog_source import ALL_TABLES, build_client
 from posthog_source.catalogue import ENDPOINTS
-from posthog_source.config import parse_instant, parse_project_ids
+from posthog_source.config import load_settings, parse_instant, parse_project_ids
 from posthog_source.errors import PostHogSourceError
 from posthog_source.projects import discover_projects
 
@@ -141,13 +141,10 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Verifies host, key, scopes and projects without loading anything."""
-    api_key = dlt.secrets.get("sources.posthog.api_key")
-    host = dlt.config.get("sources.posthog.host") or "us"
-    client = build_client(api_key, host)
+    config = load_settings(project_ids=args.projects)
+    client = build_client(config)
     key_info = client.get("/api/personal_api_keys/@current/", what="the API key's details")
-    projects = discover_projects(
-        client, parse_project_ids(args.projects or dlt.config.get("sources.posthog.project_ids"))
-    )
+    projects = discover_projects(client, config.project_ids)
     scopes = set(key_info.get("scopes") or ["*"])
     print(f"host: {client.base_url}")
     print(f"key: '{key_info.get('label', '')}' with scopes {', '.join(sorted(scopes))}")

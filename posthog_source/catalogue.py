@@ -1,7 +1,7 @@
 """The endpoint catalogue: one entry per PostHog list endpoint, as data.
 
 One generic walker (`rest.py`) reads every entry; what differs between endpoints (path, pagination style,
-key, scope, instants to parse) is written here once, from posthog-api.md §2.
+key, scope, instants to parse) is written here once, from docs/posthog-api.md ("REST lists").
 """
 
 from __future__ import annotations

@@ -10,10 +10,11 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+import dlt
 import pendulum
 
 from posthog_source import settings
-from posthog_source.errors import ConfigurationError
+from posthog_source.errors import AuthenticationError, ConfigurationError
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
 _DURATION_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -180,7 +181,7 @@ class SourceSettings:
                 "(a personal API key, phx_...)"
             )
         if api_key.startswith("phc_"):
-            raise ConfigurationError(
+            raise AuthenticationError(
                 "the API key is a project token (phc_...), which PostHog accepts only for sending events; "
                 "create a personal API key (phx_...) under Settings > Personal API keys"
             )
@@ -287,3 +288,16 @@ def _rate_limits(value: Any) -> dict[str, list[tuple[int, float]]]:
                 f"rate_limits.{name} must be a list of [requests, seconds] pairs, got '{pairs}'"
             ) from None
     return parsed
+
+
+def load_settings(**given: Any) -> SourceSettings:
+    """Settings from what was given (command-line flags; None = not given) over dlt's configuration:
+    `[sources.posthog]` in .dlt/config.toml and secrets.toml, or SOURCES__POSTHOG__* env vars."""
+    values: dict[str, Any] = {}
+    for name in SETTING_NAMES:
+        value = given.get(name)
+        if value is None:
+            provider = dlt.secrets if name == "api_key" else dlt.config
+            value = provider.get(f"sources.posthog.{name}")
+        values[name] = value
+    return SourceSettings.parse(**values)

@@ -274,7 +274,7 @@ class RowWidth:
             if self._bytes_per_row is None:  # nothing seen yet: a first page small enough for any width
                 return min(page_size, max(settings.MIN_PAGE_ROWS, self.page_bytes // 50_000))
             rows = int(self.page_bytes / max(self._bytes_per_row, 1.0))
-        return max(settings.MIN_PAGE_ROWS, min(page_size, rows))
+        return min(page_size, max(settings.MIN_PAGE_ROWS, rows))
 
     def observe(self, body_bytes: int, rows: int) -> None:
         if rows <= 0:

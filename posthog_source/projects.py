@@ -49,7 +49,7 @@ class ProjectCatalog:
 
 def discover_projects(client: PostHogClient, wanted: list[int] | None) -> list[tuple[Project, dict[str, Any]]]:
     """Projects with their API objects. A key scoped to some projects (or organisations) is respected:
-    PostHog refuses organisation endpoints to project-scoped keys (posthog-api.md §1)."""
+    PostHog refuses organisation endpoints to project-scoped keys (docs/posthog-api.md, "Keys and scopes")."""
     key_info = client.get("/api/personal_api_keys/@current/", what="the API key's details")
     if wanted is None:
         scoped_teams = key_info.get("scoped_teams") or []

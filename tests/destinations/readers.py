@@ -10,7 +10,7 @@ from typing import Any
 
 import duckdb
 
-from posthog_source.rest import SENTINEL_COLUMN
+from posthog_source.snapshot import SENTINEL_COLUMN
 
 Rows = list[dict[str, Any]]
 Reader = Callable[[str], Rows]  # table name -> its rows

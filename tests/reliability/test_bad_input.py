@@ -77,7 +77,7 @@ CASES = [
          r"invalid\.\); set a valid personal API key", env=lambda c: {"SOURCES__POSTHOG__API_KEY": "phx_" + "x" * 40}),
     Case("key of another region", 3, r"PostHog rejected the API key",
          env=lambda c: {"SOURCES__POSTHOG__HOST": c.other_region.url}),
-    Case("project token as personal key", 3, r"PostHog rejected the API key .*personal API key \(phx_",
+    Case("project token as personal key", 3, r"project token \(phc_.*personal API key \(phx_",
          env=lambda c: {"SOURCES__POSTHOG__API_KEY": c.key("project_token")}),
     Case("missing scope on one resource", 0, r"skipped feature_flags: .*'feature_flag:read'",
          env=lambda c: {"SOURCES__POSTHOG__API_KEY": c.key("limited")}, changes_data=True),

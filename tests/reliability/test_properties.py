@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 from fake_posthog import World
 from fake_posthog.hogql import execute_hogql
 from posthog_source.client import parse_retry_wait
-from posthog_source.hogql import EVENTS_BY_CREATED_AT, EVENTS_BY_TIMESTAMP, Project, keyset_pages, to_utc_timestamps
+from posthog_source.hogql import EVENTS_BY_CREATED_AT, EVENTS_BY_TIMESTAMP, keyset_pages, to_utc_timestamps
+from posthog_source.projects import Project
 from posthog_source.windows import group_windows, split_windows
 from tests.conftest import FAKE_NOW
 
@@ -175,7 +176,8 @@ def test_keyset_pages_return_every_row_once(tie_world: World, groups: list[tuple
                 for u in tie_world.add_events(team, size, tie=True, created_at=base + timedelta(seconds=second))]
     project = Project(team, "ties", zone, None)
     for table in (EVENTS_BY_TIMESTAMP, EVENTS_BY_CREATED_AT):
-        pages = list(keyset_pages(HogQLStub(tie_world, zone), project, table, [], page_size=page_size))  # type: ignore[arg-type]
+        pages = [page.table for page in keyset_pages(HogQLStub(tie_world, zone), project, table, [],  # type: ignore[arg-type]
+                                                     page_size=page_size)]
         uuids = [u for page in pages for u in page.column("uuid").to_pylist()]
         assert sorted(uuids) == sorted(inserted), table.cursor
         assert all(len(page) <= page_size for page in pages)

@@ -14,7 +14,7 @@ import pytest
 
 from fake_posthog import FakePostHog, FaultConfig
 from pipelines.runner import RunOptions, run
-from posthog_source import build_client
+from posthog_source import SourceSettings, build_client
 from posthog_source.errors import ConfigurationError
 from tests.reliability.conftest import CliResult, cli_env, run_cli
 
@@ -82,7 +82,7 @@ def test_plain_http_to_a_remote_host_is_refused_before_any_connection(
     monkeypatch.setattr(socket.socket, "connect", connect)
     started = time.monotonic()
     with pytest.raises(ConfigurationError, match="plain http"):
-        build_client("phx_" + "k" * 40, "http://192.0.2.1")
+        build_client(SourceSettings.parse(api_key="phx_" + "k" * 40, host="http://192.0.2.1"))
     options = RunOptions(resources=["events"], duckdb_path=str(tmp_path / "warehouse.duckdb"),
                          pipelines_dir=str(tmp_path / "pipelines"),
                          source_args={"api_key": "phx_" + "k" * 40, "host": "http://192.0.2.1:8000"})
