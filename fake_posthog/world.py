@@ -625,7 +625,7 @@ class World:
                     "user_access_level": "editor", "access_control_version": "v2", "last_refresh": None,
                     "team_id": team_id}
         if kind == "annotations":
-            marker = now - timedelta(days=i % 365, seconds=rng.randint(0, 86399))
+            marker = now - timedelta(days=i % 365, seconds=rng.randint(0, 86399), microseconds=rng.randint(1, 999999))
             if i % 2:  # date markers picked in the UI fall on a day: REST renders them without a fraction
                 marker = marker.replace(hour=0, minute=0, second=0, microsecond=0)
             return {"id": obj_id, "content": f"Release {i}: {rng.choice(UNICODE_TEXT)}",
