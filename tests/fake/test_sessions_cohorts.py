@@ -100,7 +100,7 @@ def test_cohort_people_match_the_cohorts(fake_world: World) -> None:
     assert dynamic["results"] and static["results"]
     assert sorted((r[1], r[0]) for r in dynamic["results"]) == [
         (t["cohort_id"], t["person_id"]) for t in truth if not t["is_static"]]
-    for person_id, cohort_id, version in dynamic["results"]:
+    for _person_id, cohort_id, version in dynamic["results"]:
         assert not cohorts[cohort_id]["is_static"] and version == cohorts[cohort_id]["version"]
     assert all(cohorts[r[1]]["is_static"] for r in static["results"])
     members: dict[int, int] = defaultdict(int)
