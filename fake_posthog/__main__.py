@@ -32,10 +32,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events-max-limit", type=int, default=1000, help="silent cap on /events/ limit")
     parser.add_argument("--fault-rate", type=float, default=0.0, help="share of requests that meet a fault")
     parser.add_argument("--fault-seed", type=int, default=0)
+    parser.add_argument("--fat-share", type=float, default=0.0,
+                        help="share of events turned into 10-50 KB $exception / $ai_generation events")
+    parser.add_argument("--property-padding", type=int, default=0,
+                        help="bytes of `$padding` added to every event's properties (wide-row benchmarks)")
     args = parser.parse_args(argv)
 
     now = datetime.fromisoformat(args.now) if args.now else None
-    world = World.generate(seed=args.seed, events=args.events, now=now)
+    world = World.generate(seed=args.seed, events=args.events, now=now, fat_share=args.fat_share,
+                           property_padding=args.property_padding)
     faults = FaultConfig.uniform(args.fault_rate, seed=args.fault_seed) if args.fault_rate > 0 else None
     server = FakePostHog(world, host=args.host, port=args.port, rate_limits=args.rate_limits,
                          time_scale=args.time_scale, faults=faults, retry_after_header=args.retry_after,

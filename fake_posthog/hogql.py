@@ -19,7 +19,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
-__all__ = ["DEFAULT_ROWS", "MAX_ROWS", "OFFSET_ERROR", "HogQLError", "execute_hogql"]
+__all__ = ["DEFAULT_ROWS", "MAX_ROWS", "OFFSET_ERROR", "HogQLError", "execute_hogql", "sessions_view_sql"]
 
 DEFAULT_ROWS = 100
 MAX_ROWS = 50_000
@@ -35,68 +35,303 @@ class HogQLError(Exception):
     """A user-facing query error: the server answers HTTP 400 validation_error with str(e) as detail."""
 
 
-# HogQL-visible columns and their ClickHouse type names ("DateTime" is expanded with the render zone).
+_DT6 = "DateTime64(6, {tz})"
+_DT3 = "DateTime64(3, {tz})"
+_NSTR = "Nullable(String)"
+# HogQL-visible columns per table and their ClickHouse type names (`{tz}` is the render zone), as real
+# PostHog's `types` name them: booleans are Int8 (`"is_identified": 0`, recorded), counts UInt64, person and
+# cohort columns come from ClickHouse's own tables (`person.created_at` is DateTime64(3)).
 _TABLE_COLUMNS: dict[str, dict[str, str]] = {
     "events": {
         "uuid": "UUID",
         "event": "String",
         "properties": "String",
-        "timestamp": "DateTime",
-        "team_id": "Int64",
+        "timestamp": _DT6,
         "distinct_id": "String",
         "elements_chain": "String",
-        "created_at": "DateTime",
+        "created_at": _DT6,
         "$session_id": "String",
-        "session_id": "String",
         "$window_id": "String",
+        "person_mode": "String",
         "person_id": "UUID",
+        "event_person_id": "UUID",
+        **{f"$group_{i}": "String" for i in range(5)},
+        "elements_chain_href": "String",
+        "elements_chain_texts": "Array(String)",
+        "elements_chain_ids": "Array(String)",
+        "elements_chain_elements": "Array(String)",
+        "issue_id": "Nullable(UUID)",
+        "event_issue_id": "Nullable(UUID)",
+        # selectable by name, never part of SELECT *
+        "team_id": "Int64",
+        "session_id": "String",
     },
     "persons": {
         "id": "UUID",
-        "created_at": "DateTime",
-        "team_id": "Int64",
+        "created_at": _DT3,
         "properties": "String",
-        "is_identified": "Bool",
+        "is_identified": "Int8",
+        "last_seen_at": f"Nullable({_DT3})",
+        "$virt_initial_referring_domain_type": _NSTR,
+        "$virt_initial_channel_type": "String",
+        "team_id": "Int64",
+    },
+    "raw_persons": {
+        "id": "UUID",
+        "created_at": _DT3,
+        "properties": "String",
+        "is_identified": "Int8",
+        "is_deleted": "Int8",
+        "version": "UInt64",
+        "team_id": "Int64",
     },
     "person_distinct_ids": {"distinct_id": "String", "person_id": "UUID", "team_id": "Int64"},
+    "sessions": {
+        "session_id": "String",
+        "distinct_id": _NSTR,
+        "$start_timestamp": _DT6,
+        "$end_timestamp": _DT6,
+        "max_inserted_at": _DT6,
+        "$urls": "Array(String)",
+        "$num_uniq_urls": "UInt64",
+        "$entry_current_url": _NSTR,
+        "$entry_pathname": _NSTR,
+        "$entry_hostname": _NSTR,
+        "$end_current_url": _NSTR,
+        "$end_pathname": _NSTR,
+        "$end_hostname": _NSTR,
+        "$entry_referring_domain": _NSTR,
+        "$entry_referrer": _NSTR,
+        "$entry_utm_source": _NSTR,
+        "$entry_utm_campaign": _NSTR,
+        "$entry_utm_medium": _NSTR,
+        "$entry_utm_term": _NSTR,
+        "$entry_utm_content": _NSTR,
+        "$entry_gclid": _NSTR,
+        "$entry_fbclid": _NSTR,
+        "$pageview_count": "UInt64",
+        "$autocapture_count": "UInt64",
+        "$screen_count": "UInt64",
+        "$channel_type": "String",
+        "$session_duration": "Int64",
+        "$is_bounce": "Nullable(UInt8)",
+        "$last_external_click_url": _NSTR,
+        # selectable by name, never part of SELECT * (as in PostHog's sessions_v2 schema)
+        "id": "String",
+        "duration": "Int64",
+        "$exit_current_url": _NSTR,
+        "$exit_pathname": _NSTR,
+        "team_id": "Int64",
+    },
+    "cohort_people": {"person_id": "UUID", "cohort_id": "Int64", "version": "UInt64", "team_id": "Int64"},
+    "static_cohort_people": {"person_id": "UUID", "cohort_id": "Int64", "team_id": "Int64"},
 }
-# What `SELECT *` expands to (events: as in PostHog's events_query_runner.py).
+# Columns selectable by name but never part of SELECT *: the reserved `team_id` and aliases.
+_NOT_IN_STAR: dict[str, set[str]] = {
+    "events": {"team_id", "session_id"},
+    "sessions": {"team_id", "id", "duration", "$exit_current_url", "$exit_pathname"},
+}
+# What `SELECT *` expands to (recorded: events answer 23 columns and no team_id; persons add last_seen_at and
+# the $virt_* columns).
 _STAR_COLUMNS: dict[str, list[str]] = {
-    "events": [
-        "uuid",
-        "event",
-        "properties",
-        "timestamp",
-        "team_id",
-        "distinct_id",
-        "elements_chain",
-        "created_at",
-    ],
-    "persons": ["id", "created_at", "team_id", "properties", "is_identified"],
-    "person_distinct_ids": ["distinct_id", "person_id", "team_id"],
+    table: [c for c in cols if c not in _NOT_IN_STAR.get(table, {"team_id"})]
+    for table, cols in _TABLE_COLUMNS.items()
 }
-_COLUMN_TYPES: dict[str, str] = {c: t for cols in _TABLE_COLUMNS.values() for c, t in cols.items()}
-_DATETIME_COLUMNS = frozenset(c for c, t in _COLUMN_TYPES.items() if t == "DateTime")
+_COLUMN_TYPES: dict[str, str] = {}
+for _cols in _TABLE_COLUMNS.values():
+    for _name, _type in _cols.items():
+        _COLUMN_TYPES.setdefault(_name, _type)
+_DATETIME_COLUMNS = frozenset(c for cols in _TABLE_COLUMNS.values() for c, t in cols.items() if "DateTime" in t)
 
-# Each table reference becomes one of these, so a query can only ever see its own team's live rows.
-_VIEWS: dict[str, str] = {
-    "events": (
-        'SELECT uuid, event, properties, "timestamp", team_id, distinct_id, elements_chain, created_at, '
-        '"$session_id", "$session_id" AS session_id, "$window_id", person_id, rowid AS __row_id '
-        "FROM main.events WHERE team_id = {team_id}"
-    ),
-    "persons": (
-        "SELECT id, created_at, team_id, properties, is_identified, rowid AS __row_id "
-        "FROM main.persons WHERE team_id = {team_id} AND NOT is_deleted"
-    ),
-    "person_distinct_ids": (
-        "SELECT distinct_id, person_id, team_id FROM ("
-        "SELECT distinct_id, person_id, team_id, is_deleted FROM main.person_distinct_ids "
-        "WHERE team_id = {team_id} "
-        "QUALIFY row_number() OVER (PARTITION BY distinct_id ORDER BY version DESC) = 1"
-        ") WHERE NOT is_deleted"
-    ),
-}
+_SEARCH_DOMAINS = (
+    "('www.google.com', 'google.com', 'www.bing.com', 'bing.com', 'duckduckgo.com', 'search.yahoo.com', "
+    "'yandex.ru', 'www.baidu.com', 'www.ecosia.org')"
+)
+_SOCIAL_DOMAINS = (
+    "('t.co', 'twitter.com', 'x.com', 'www.facebook.com', 'facebook.com', 'm.facebook.com', 'l.facebook.com', "
+    "'www.linkedin.com', 'linkedin.com', 'www.reddit.com', 'reddit.com', 'l.instagram.com', 'www.instagram.com')"
+)
+_SEARCH_SOURCES = "('google', 'bing', 'duckduckgo', 'yahoo', 'baidu', 'yandex', 'ecosia')"
+_SOCIAL_SOURCES = "('facebook', 'fb', 'instagram', 'ig', 'twitter', 'x', 'linkedin', 'reddit', 'tiktok')"
+
+
+def _channel_type_sql(source: str, medium: str, campaign: str, domain: str, gclid: str) -> str:
+    """PostHog's default channel rules (channel_type.py, after GA4), reduced to what the fake generates:
+    Cross Network, Paid Search/Social/Video/Unknown, Direct, Organic Search/Social, Email, Push, Referral,
+    Unknown."""
+    src, med, cmp = (f"lower(nullif(nullif({x}, ''), 'null'))" for x in (source, medium, campaign))
+    return f"""(CASE
+      WHEN {cmp} LIKE '%cross-network%' THEN 'Cross Network'
+      WHEN {med} IN ('cpc', 'cpm', 'cpv', 'cpa', 'ppc', 'retargeting') OR {med} LIKE 'paid%'
+           OR nullif({gclid}, '') IS NOT NULL THEN
+        CASE WHEN {src} IN {_SEARCH_SOURCES} OR {domain} IN {_SEARCH_DOMAINS} THEN 'Paid Search'
+             WHEN {src} IN {_SOCIAL_SOURCES} OR {domain} IN {_SOCIAL_DOMAINS} THEN 'Paid Social'
+             WHEN {cmp} LIKE '%video%' THEN 'Paid Video' ELSE 'Paid Unknown' END
+      WHEN {domain} = '$direct' AND {med} IS NULL AND ({src} IS NULL OR {src} IN ('(direct)', 'direct', '$direct'))
+        THEN 'Direct'
+      WHEN {src} IN {_SEARCH_SOURCES} OR {domain} IN {_SEARCH_DOMAINS} THEN 'Organic Search'
+      WHEN {src} IN {_SOCIAL_SOURCES} OR {domain} IN {_SOCIAL_DOMAINS} THEN 'Organic Social'
+      WHEN {med} IN ('email', 'e-mail', 'e_mail', 'e mail') THEN 'Email'
+      WHEN {med} LIKE '%push' THEN 'Push'
+      WHEN {domain} = '$direct' THEN 'Direct'
+      WHEN {domain} IS NOT NULL THEN 'Referral'
+      ELSE 'Unknown' END)"""
+
+
+def _prop(source: str, key: str) -> str:
+    return f"""json_extract_string({source}, '$."{key}"')"""
+
+
+def _url_rest(url: str) -> str:
+    return f"substr({url}, strpos({url}, '://') + 3)"
+
+
+def _url_path(url: str) -> str:
+    """ClickHouse's path(url), with string functions (regexps are slow on every row)."""
+    rest = _url_rest(url)
+    after = f"substr({rest}, strpos({rest}, '/'))"
+    return (f"CASE WHEN {url} IS NULL THEN NULL WHEN strpos({rest}, '/') = 0 THEN '' "
+            f"ELSE split_part(split_part({after}, '?', 1), '#', 1) END")
+
+
+def _url_host(url: str) -> str:
+    """ClickHouse's domain(url)."""
+    rest = _url_rest(url)
+    return f"split_part(split_part(split_part(split_part({rest}, '/', 1), '?', 1), '#', 1), ':', 1)"
+
+
+def _events_view(team_id: int, overrides: bool) -> str:
+    """Events as HogQL shows them: '' for absent session/window/group values (recorded `"$session_id": ""`),
+    `person_id` after merges (person overrides) beside the ingested `event_person_id`, the materialised
+    `elements_chain_*` columns."""
+    person = "coalesce(o.override_person_id, e.person_id)" if overrides else "e.person_id"
+    join = ("LEFT JOIN main.person_overrides o ON o.team_id = e.team_id AND o.old_person_id = e.person_id"
+            if overrides else "")
+    return f"""
+        SELECT e.uuid, e.event, e.properties, e."timestamp", e.team_id, e.distinct_id, e.elements_chain,
+          e.created_at, coalesce(e."$session_id", '') AS "$session_id", coalesce(e."$session_id", '') AS session_id,
+          coalesce(e."$window_id", '') AS "$window_id", 'full' AS person_mode, {person} AS person_id,
+          e.person_id AS event_person_id, coalesce(e."$group_0", '') AS "$group_0",
+          coalesce(e."$group_1", '') AS "$group_1", '' AS "$group_2", '' AS "$group_3", '' AS "$group_4",
+          coalesce(regexp_extract(e.elements_chain, '(?::|")href="(.*?)"', 1), '') AS elements_chain_href,
+          regexp_extract_all(e.elements_chain, '(?::|")text="(.*?)"', 1) AS elements_chain_texts,
+          regexp_extract_all(e.elements_chain, '(?::|")attr_id="(.*?)"', 1) AS elements_chain_ids,
+          regexp_extract_all(e.elements_chain, '(?:^|;)(a|button|form|input|select|textarea|label)(?:[.:;]|$)', 1)
+            AS elements_chain_elements,
+          CAST(NULL AS VARCHAR) AS issue_id, CAST(NULL AS VARCHAR) AS event_issue_id, e.rowid AS __row_id
+        FROM main.events e {join} WHERE e.team_id = {int(team_id)}"""
+
+
+def _persons_view(team_id: int) -> str:
+    keys = ("$initial_referring_domain", "$initial_utm_source", "$initial_utm_medium", "$initial_utm_campaign",
+            "$initial_gclid")
+    extracted = ", ".join(f'nullif({_prop("p.properties", k)}, \'\') AS "{k}"' for k in keys)
+    channel = _channel_type_sql('"$initial_utm_source"', '"$initial_utm_medium"', '"$initial_utm_campaign"',
+                                '"$initial_referring_domain"', '"$initial_gclid"')
+    domain = '"$initial_referring_domain"'
+    domain_type = (f"(CASE WHEN {domain} = '$direct' THEN '$direct' WHEN {domain} IN {_SEARCH_DOMAINS} THEN 'Search' "
+                   f"WHEN {domain} IN {_SOCIAL_DOMAINS} THEN 'Social' END)")
+    return f"""
+        SELECT id, created_at, team_id, properties, is_identified, last_seen_at,
+          {domain_type} AS "$virt_initial_referring_domain_type", {channel} AS "$virt_initial_channel_type", __row_id
+        FROM (
+          SELECT p.id, p.created_at, p.team_id, p.properties, CAST(p.is_identified AS TINYINT) AS is_identified,
+            p.last_seen_at, {extracted}, p.rowid AS __row_id
+          FROM main.persons p
+          WHERE p.team_id = {int(team_id)} AND NOT p.is_deleted AND p.created_at < now() + INTERVAL 1 DAY)"""
+
+
+def sessions_view_sql(team_id: int | None = None, touched_table: str | None = None) -> str:
+    """The rows of the `sessions` table: one per `$session_id` of the visible events (PostHog aggregates
+    sessions from events, so a session changes while its events arrive). The world materialises it
+    (`refresh_sessions`) after each change; `touched_table` (a table of `sid`) limits it to those sessions.
+    Entry/end values come from the
+    first/last event by (timestamp, uuid); `$is_bounce` follows PostHog's default rule (NULL without a
+    pageview, else not (more than one pageview or any autocapture or at least 10 seconds))."""
+    url = "'$.\"$current_url\"'"
+    # first/last event by (timestamp, uuid), as one comparable number (deterministic on ties)
+    order_key = '((CAST(epoch_us(e."timestamp") AS HUGEINT) << 64) + hash(e.uuid))'
+    where = "true" if team_id is None else f"e.team_id = {int(team_id)}"
+    if touched_table is not None:
+        where += f' AND e."$session_id" IN (SELECT sid FROM {touched_table})'
+    first, last = "first_props", "last_props"
+    entry_url, end_url = f"nullif({_prop(first, '$current_url')}, '')", f"nullif({_prop(last, '$current_url')}, '')"
+    entry = {key: f"nullif({_prop(first, key)}, '')" for key in (
+        "$referring_domain", "$referrer", "utm_source", "utm_campaign", "utm_medium", "utm_term", "utm_content",
+        "gclid", "fbclid")}
+    channel = _channel_type_sql('"$entry_utm_source"', '"$entry_utm_medium"', '"$entry_utm_campaign"',
+                                '"$entry_referring_domain"', '"$entry_gclid"')
+    return f"""
+        SELECT session_id, session_id AS id, team_id, distinct_id, "$start_timestamp", "$end_timestamp",
+          max_inserted_at, "$urls", CAST(len("$urls") AS UBIGINT) AS "$num_uniq_urls",
+          "$entry_current_url", {_url_path('"$entry_current_url"')} AS "$entry_pathname",
+          {_url_host('"$entry_current_url"')} AS "$entry_hostname",
+          "$end_current_url", {_url_path('"$end_current_url"')} AS "$end_pathname",
+          {_url_host('"$end_current_url"')} AS "$end_hostname",
+          "$entry_referring_domain", "$entry_referrer", "$entry_utm_source", "$entry_utm_campaign",
+          "$entry_utm_medium", "$entry_utm_term", "$entry_utm_content", "$entry_gclid", "$entry_fbclid",
+          CAST(pv AS UBIGINT) AS "$pageview_count", CAST(ac AS UBIGINT) AS "$autocapture_count",
+          CAST(sc AS UBIGINT) AS "$screen_count", {channel} AS "$channel_type", dur AS "$session_duration",
+          dur AS duration,
+          CASE WHEN pv = 0 THEN NULL ELSE CAST(NOT (pv > 1 OR ac > 0 OR dur >= 10) AS UTINYINT) END AS "$is_bounce",
+          CAST(NULL AS VARCHAR) AS "$last_external_click_url", "$end_current_url" AS "$exit_current_url",
+          {_url_path('"$end_current_url"')} AS "$exit_pathname"
+        FROM (
+          SELECT sid AS session_id, team_id, distinct_id, st AS "$start_timestamp", et AS "$end_timestamp",
+            mi AS max_inserted_at, urls AS "$urls", {entry_url} AS "$entry_current_url",
+            {end_url} AS "$end_current_url", {entry['$referring_domain']} AS "$entry_referring_domain",
+            {entry['$referrer']} AS "$entry_referrer", {entry['utm_source']} AS "$entry_utm_source",
+            {entry['utm_campaign']} AS "$entry_utm_campaign", {entry['utm_medium']} AS "$entry_utm_medium",
+            {entry['utm_term']} AS "$entry_utm_term", {entry['utm_content']} AS "$entry_utm_content",
+            {entry['gclid']} AS "$entry_gclid", {entry['fbclid']} AS "$entry_fbclid", pv, ac, sc,
+            date_diff('second', st, et) AS dur
+          FROM (
+            SELECT e."$session_id" AS sid, e.team_id,
+              arg_max(e.distinct_id, {order_key}) AS distinct_id,
+              min(e."timestamp") AS st, max(e."timestamp") AS et, max(e.created_at) AS mi,
+              arg_min(e.properties, {order_key}) AS first_props,
+              arg_max(e.properties, {order_key}) AS last_props,
+              count(*) FILTER (WHERE e.event = '$pageview') AS pv,
+              count(*) FILTER (WHERE e.event = '$autocapture') AS ac,
+              count(*) FILTER (WHERE e.event = '$screen') AS sc,
+              list_sort(list_distinct(list(nullif(json_extract_string(e.properties, {url}), '')))) AS urls
+            FROM main.events e
+            WHERE {where} AND e."$session_id" IS NOT NULL AND e."$session_id" <> ''
+            GROUP BY e.team_id, e."$session_id"))"""
+
+
+def _view_sql(name: str, team_id: int, overrides: bool) -> str:
+    """Each table reference becomes one of these, so a query can only ever see its own team's live rows."""
+    t = int(team_id)
+    if name == "events":
+        return _events_view(t, overrides)
+    if name == "persons":
+        return _persons_view(t)
+    if name == "raw_persons":
+        return (
+            "SELECT id, created_at, team_id, properties, CAST(is_identified AS TINYINT) AS is_identified, "
+            "CAST(is_deleted AS TINYINT) AS is_deleted, CAST(version AS UBIGINT) AS version, rowid AS __row_id "
+            f"FROM main.person_versions WHERE team_id = {t}"
+        )
+    if name == "person_distinct_ids":
+        return (
+            "SELECT distinct_id, person_id, team_id FROM ("
+            "SELECT distinct_id, person_id, team_id, is_deleted FROM main.person_distinct_ids "
+            f"WHERE team_id = {t} "
+            "QUALIFY row_number() OVER (PARTITION BY distinct_id ORDER BY version DESC) = 1"
+            ") WHERE NOT is_deleted"
+        )
+    if name == "sessions":
+        return f"SELECT * FROM main.sessions WHERE team_id = {t}"
+    if name == "cohort_people":
+        return ("SELECT person_id, cohort_id, CAST(version AS UBIGINT) AS version, team_id "
+                f"FROM main.cohort_people WHERE team_id = {t}")
+    if name == "static_cohort_people":
+        return f"SELECT person_id, cohort_id, team_id FROM main.static_cohort_people WHERE team_id = {t}"
+    raise KeyError(name)
+
+
+_VIEWS = tuple(_TABLE_COLUMNS)
 
 # sqlglot function nodes whose DuckDB translation keeps ClickHouse's meaning for our purposes.
 _ALLOWED_FUNCS: tuple[type[exp.Expression], ...] = (
@@ -239,6 +474,7 @@ class _Translator:
     team_id: int
     project_tz: str
     cte_names: set[str] = field(default_factory=set)
+    overrides: bool = False
 
     def rewrite(self, node: exp.Expression) -> exp.Expression:
         """Post-order rewrite: children first, so each node sees already-translated operands."""
@@ -315,10 +551,8 @@ class _Translator:
         if name in self.cte_names:
             return node
         if name not in _VIEWS:
-            raise HogQLError(
-                f"Unknown table `{name}`. Available tables: events, persons, person_distinct_ids"
-            )
-        view = sqlglot.parse_one(_VIEWS[name].format(team_id=int(self.team_id)), read="duckdb")
+            raise HogQLError(f"Unknown table `{name}`. Available tables: {', '.join(_VIEWS)}")
+        view = sqlglot.parse_one(_view_sql(name, self.team_id, self.overrides), read="duckdb")
         subquery = exp.Subquery(this=view, alias=exp.TableAlias(this=exp.to_identifier(node.alias_or_name)))
         subquery.meta[_TABLE_META] = name
         return subquery
@@ -450,7 +684,7 @@ def _late_materialize(select: exp.Expression) -> exp.Expression:
         return select
     source = select.args["from_"].this if select.args.get("from_") else None
     table = source.meta.get(_TABLE_META) if isinstance(source, exp.Subquery) else None
-    if table not in ("events", "persons"):
+    if table not in ("events", "persons", "raw_persons"):
         return select
     if any(select.args.get(k) for k in ("joins", "group", "having", "distinct", "with_")):
         return select
@@ -475,9 +709,34 @@ def _late_materialize(select: exp.Expression) -> exp.Expression:
     return select
 
 
-def _output_columns(select: exp.Select) -> list[_OutputColumn]:
+def _known_sources(select: exp.Select, cte_names: set[str]) -> dict[str, str]:
+    """alias -> HogQL table for the FROM/JOIN sources of a select that are plain tables."""
+    sources: list[exp.Expression] = []
+    if select.args.get("from_"):
+        sources.append(select.args["from_"].this)
+    sources.extend(j.this for j in select.args.get("joins") or [])
+    return {
+        s.alias_or_name: s.name
+        for s in sources
+        if isinstance(s, exp.Table) and isinstance(s.this, exp.Identifier) and s.name in _TABLE_COLUMNS
+        and s.name not in cte_names
+    }
+
+
+def _column_type(column: exp.Column, sources: dict[str, str]) -> str | None:
+    """The schema type of a column reference: its table's when known, else the first table defining it."""
+    if column.table and column.table in sources:
+        return _TABLE_COLUMNS[sources[column.table]].get(column.name)
+    for table in dict.fromkeys(sources.values()):
+        if column.name in _TABLE_COLUMNS[table]:
+            return _TABLE_COLUMNS[table][column.name]
+    return _COLUMN_TYPES.get(column.name)
+
+
+def _output_columns(select: exp.Select, cte_names: set[str]) -> list[_OutputColumn]:
     """Names and known types of the outer select list, read before translation (HogQL naming rules)."""
     out: list[_OutputColumn] = []
+    sources = _known_sources(select, cte_names)
     for item in select.expressions:
         inner = item.this if isinstance(item, exp.Alias) else item
         zone: str | None = None
@@ -495,9 +754,13 @@ def _output_columns(select: exp.Select) -> list[_OutputColumn]:
             name = inner.sql(dialect="clickhouse")
         static: str | None = None
         if isinstance(inner, exp.Column) and "properties" in [p.name for p in inner.parts[:-1]]:
-            static = "String"
+            static = _NSTR  # property access: JSONExtractRaw-like, NULL when the key is missing
         elif isinstance(inner, exp.Column):
-            static = _COLUMN_TYPES.get(inner.name)
+            static = _column_type(inner, sources)
+        elif isinstance(inner, (exp.Min, exp.Max)) and isinstance(inner.this, exp.Column):
+            static = _column_type(inner.this, sources)
+            if static and static.startswith("Nullable("):
+                static = static[len("Nullable("):-1]
         elif isinstance(inner, (exp.Count, exp.ApproxDistinct)) or (
             isinstance(inner, (exp.Anonymous, exp.AnonymousAggFunc))
             and inner.name.lower() in ("uniq", "uniqexact")
@@ -558,23 +821,35 @@ def _limit_value(node: exp.Expression) -> int | None:
     raise HogQLError("LIMIT must be a non-negative integer literal")
 
 
+def _instant_text(value: str, zone: str) -> str:
+    """ISO text of an instant in `zone` the way PostHog's JSON carries it (Python `isoformat()`): six
+    fractional digits, or none when the fraction is zero; `Z` for UTC (recorded
+    `2026-03-06T14:24:34.632000Z`), the zone's offset otherwise (`2024-03-10T01:59:59.123456-05:00`)."""
+    fraction = f"CASE WHEN epoch_us({value}) % 1000000 = 0 THEN '' ELSE strftime(timezone('UTC', {value}), '.%f') END"
+    if zone == "UTC":
+        return f"strftime(timezone('UTC', {value}), '%Y-%m-%dT%H:%M:%S') || {fraction} || 'Z'"
+    local = f"timezone('{zone}', {value})"
+    diff = f"(epoch_us({local}) - epoch_us({value}))"
+    return (
+        f"printf('%s%s%s%02d:%02d', strftime({local}, '%Y-%m-%dT%H:%M:%S'), {fraction}, "
+        f"CASE WHEN {diff} < 0 THEN '-' ELSE '+' END, abs({diff}) // 3600000000, (abs({diff}) // 60000000) % 60)"
+    )
+
+
 def _render_sql(ref: str, duck_type: str, zone: str) -> str:
-    """SQL turning one result column into what PostHog's JSON carries (done in SQL: pages are 50k rows)."""
+    """SQL turning one result column into what PostHog's JSON carries (done in SQL: pages are 50k rows).
+    Booleans become 0/1 (ClickHouse has no boolean in results: `"is_identified": 0`, recorded)."""
     if duck_type in ("TIMESTAMP WITH TIME ZONE", "TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S"):
         value = ref if duck_type == "TIMESTAMP WITH TIME ZONE" else f"CAST({ref} AS TIMESTAMPTZ)"
-        if zone == "UTC":
-            return f"strftime(timezone('UTC', {value}), '%Y-%m-%dT%H:%M:%S.%f') || '+00:00'"
-        local = f"timezone('{zone}', {value})"
-        diff = f"(epoch_us({local}) - epoch_us({value}))"
-        return (
-            f"printf('%s%s%02d:%02d', strftime({local}, '%Y-%m-%dT%H:%M:%S.%f'), "
-            f"CASE WHEN {diff} < 0 THEN '-' ELSE '+' END, abs({diff}) // 3600000000, "
-            f"(abs({diff}) // 60000000) % 60)"
-        )
+        return _instant_text(value, zone)
+    if duck_type == "BOOLEAN":
+        return f"CAST({ref} AS TINYINT)"
     if duck_type == "DATE":
         return f"strftime({ref}, '%Y-%m-%d')"
     if duck_type.startswith("DECIMAL"):
         return f"CAST({ref} AS DOUBLE)"
+    if duck_type in ("VARCHAR[]", "BIGINT[]", "INTEGER[]", "DOUBLE[]"):
+        return ref
     if duck_type in ("UUID", "INTERVAL", "TIME", "TIME WITH TIME ZONE", "BLOB", "BIT") or duck_type.endswith(
         "]"
     ):
@@ -587,9 +862,11 @@ def _clickhouse_type(duck_type: str, zone: str) -> str:
         return f"DateTime64(6, '{zone}')"
     if duck_type.startswith("DECIMAL"):
         return "Float64"
+    if duck_type.endswith("[]"):
+        return f"Array({_clickhouse_type(duck_type[:-2], zone)})"
     return {
         "VARCHAR": "String",
-        "BOOLEAN": "Bool",
+        "BOOLEAN": "UInt8",
         "BIGINT": "Int64",
         "INTEGER": "Int32",
         "SMALLINT": "Int16",
@@ -646,14 +923,14 @@ def _execute(con: duckdb.DuckDBPyConnection, team_id: int, team_timezone: str, q
 
     cte_names = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
     if cte_names & set(_VIEWS):
-        raise HogQLError("A CTE cannot be named like a table (events, persons, person_distinct_ids)")
+        raise HogQLError(f"A CTE cannot be named like a table ({', '.join(_VIEWS)})")
     _expand_stars(tree, cte_names)
     first_select = tree
     while isinstance(first_select, exp.Union):
         first_select = first_select.this
     if not isinstance(first_select, exp.Select):
         raise HogQLError("Only SELECT queries are supported")
-    outputs = _output_columns(first_select)
+    outputs = _output_columns(first_select, cte_names)
 
     asked = _limit_value(tree)
     if asked is None:
@@ -661,7 +938,12 @@ def _execute(con: duckdb.DuckDBPyConnection, team_id: int, team_timezone: str, q
     else:
         effective = fetch = min(asked, MAX_ROWS)
 
-    translated = _Translator(team_id=team_id, project_tz=team_timezone, cte_names=cte_names).rewrite(tree)
+    overrides = bool(
+        con.execute("SELECT count(*) FROM main.person_overrides WHERE team_id = ?", [int(team_id)]).fetchone()[0]
+    )
+    translated = _Translator(
+        team_id=team_id, project_tz=team_timezone, cte_names=cte_names, overrides=overrides
+    ).rewrite(tree)
     translated.set("limit", exp.Limit(expression=exp.Literal.number(fetch)))
     translated = _late_materialize(translated)
     inner_sql = translated.sql(dialect="duckdb", identify=True)
@@ -685,10 +967,14 @@ def _execute(con: duckdb.DuckDBPyConnection, team_id: int, team_timezone: str, q
     for out, duck_type in zip(outputs, types, strict=True):
         zone = out.zone or team_timezone
         static = out.static_type
-        if duck_type.startswith("TIMESTAMP") or static == "DateTime":
+        if static is not None and "{tz}" in static and duck_type.startswith("TIMESTAMP"):
+            type_names.append([out.name, static.replace("{tz}", f"'{zone}'")])
+        elif duck_type.startswith("TIMESTAMP"):
             type_names.append([out.name, f"DateTime64(6, '{zone}')"])
+        elif static is not None and "{tz}" not in static:
+            type_names.append([out.name, static])
         else:
-            type_names.append([out.name, static or _clickhouse_type(duck_type, zone)])
+            type_names.append([out.name, _clickhouse_type(duck_type, zone)])
     return {
         "results": [list(row) for row in rows],
         "columns": [out.name for out in outputs],

@@ -22,7 +22,7 @@ import orjson
 
 from .faults import FaultConfig
 from .ratelimit import RateLimitConfig, RateLimiter, concurrency_detail, throttled_detail
-from .world import KeyInfo, World, iso_z
+from .world import MUTATIONS, KeyInfo, World, iso_z
 
 SUNSET = "Fri, 31 Jul 2026 00:00:00 GMT"
 EVENT_LIST_TIME_WINDOWS = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=15),
@@ -599,12 +599,14 @@ class FakePostHog:
             seen = dict(cur.execute("SELECT person_id, max(timestamp) FROM events WHERE team_id = ? AND person_id IN "
                                     "(SELECT unnest(?)) GROUP BY 1", [req.team_id, ids]).fetchall())
         results = []
-        for pid, pk, created, props, identified, _deleted in rows:
+        for pid, _pk, created, props, identified, _deleted in rows:
             properties = orjson.loads(props)
             names = dids.get(pid, [])
-            results.append({"id": pk, "uuid": pid, "name": properties.get("email") or (names[0] if names else pid),
+            results.append({"type": "person", "id": pid, "uuid": pid,  # recorded: `id` is the uuid, not the pk
+                            "name": properties.get("email") or (names[0] if names else pid),
                             "distinct_ids": names, "properties": properties, "created_at": iso_z(created),
-                            "last_seen_at": iso_z(seen.get(pid)), "is_identified": identified})
+                            "last_seen_at": iso_z(seen.get(pid)), "is_identified": identified,
+                            "matched_recordings": [], "value_at_data_point": None})
         body: dict[str, Any] = {
             "next": req.with_params(limit=limit, offset=offset + limit) if has_more else None,
             "previous": (req.with_params(limit=limit, offset=offset - limit if offset - limit > 0 else None)
@@ -752,6 +754,8 @@ class FakePostHog:
 
 def apply_mutation(world: World, op: str, args: dict[str, Any]) -> Any:
     """Run one World mutation from JSON arguments (so a server in another process can be changed)."""
+    if op in MUTATIONS:
+        return MUTATIONS[op](world, dict(args))
     args = dict(args)
     if isinstance(args.get("created_at"), str):
         args["created_at"] = parse_instant(args["created_at"], "created_at")

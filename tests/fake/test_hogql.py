@@ -14,16 +14,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from fake_posthog.hogql import MAX_ROWS, OFFSET_ERROR, HogQLError, execute_hogql
-
-SCHEMA = """
-CREATE TABLE events(team_id INTEGER, uuid VARCHAR, event VARCHAR, distinct_id VARCHAR, person_id VARCHAR,
-       properties VARCHAR, elements_chain VARCHAR, "$session_id" VARCHAR,
-       "$window_id" VARCHAR, timestamp TIMESTAMPTZ, created_at TIMESTAMPTZ);
-CREATE TABLE persons(team_id INTEGER, id VARCHAR, created_at TIMESTAMPTZ, properties VARCHAR,
-        is_identified BOOLEAN, is_deleted BOOLEAN, version BIGINT);
-CREATE TABLE person_distinct_ids(team_id INTEGER, distinct_id VARCHAR, person_id VARCHAR, is_deleted BOOLEAN,
-        version BIGINT);
-"""
+from fake_posthog.world import create_schema, refresh_sessions
 
 NY = "America/New_York"
 KOLKATA = "Asia/Kolkata"
@@ -116,7 +107,7 @@ PDIS = [
 def _new_con() -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     con.execute("SET TimeZone='UTC'")
-    con.execute(SCHEMA)
+    create_schema(con)
     return con
 
 
@@ -125,7 +116,7 @@ def con() -> Iterator[duckdb.DuckDBPyConnection]:
     con = _new_con()
     for team, uuid, event, distinct_id, ts, created in EVENTS:
         con.execute(
-            "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, '', ?, ?, ?::TIMESTAMPTZ, ?::TIMESTAMPTZ)",
+            "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, '', ?, ?, ?::TIMESTAMPTZ, ?::TIMESTAMPTZ, NULL, NULL)",
             [
                 team,
                 uuid,
@@ -139,8 +130,10 @@ def con() -> Iterator[duckdb.DuckDBPyConnection]:
                 created,
             ],
         )
-    con.executemany("INSERT INTO persons VALUES (?, ?, ?::TIMESTAMPTZ, ?, ?, ?, ?)", PERSONS)
+    con.executemany("INSERT INTO persons VALUES (?, ?, ?::TIMESTAMPTZ, ?, ?, ?, ?, NULL)", PERSONS)
+    con.executemany("INSERT INTO person_versions VALUES (?, ?, ?::TIMESTAMPTZ, ?, ?, ?, ?)", PERSONS)
     con.executemany("INSERT INTO person_distinct_ids VALUES (?, ?, ?, ?, ?)", PDIS)
+    refresh_sessions(con)
     yield con
     con.close()
 
@@ -152,7 +145,7 @@ def bulk() -> Iterator[duckdb.DuckDBPyConnection]:
     con.execute(
         """INSERT INTO events SELECT CASE WHEN i < 50010 THEN 7 ELSE 8 END, printf('%032d', i), 'e',
            'd' || (i % 97), NULL, '{}', '', NULL, NULL, TIMESTAMPTZ '2024-01-01 00:00:00+00' + to_seconds(i),
-           TIMESTAMPTZ '2024-01-01 00:00:00+00' + to_seconds(i) FROM range(50020) t(i)"""
+           TIMESTAMPTZ '2024-01-01 00:00:00+00' + to_seconds(i), NULL, NULL FROM range(50020) t(i)"""
     )
     yield con
     con.close()
@@ -187,38 +180,51 @@ def test_response_shape_and_types(con: duckdb.DuckDBPyConnection) -> None:
         "error",
         "is_cached",
     }
+    # Recorded (estuary source-posthog snapshot, 2026): SELECT * FROM events answers these 23 columns and
+    # no team_id, e.g. "$session_id": "", "$group_0": "", "elements_chain_ids": [], "person_mode": "full".
     assert result["columns"] == [
         "uuid",
         "event",
         "properties",
         "timestamp",
-        "team_id",
         "distinct_id",
         "elements_chain",
         "created_at",
+        "$session_id",
+        "$window_id",
+        "person_mode",
+        "person_id",
+        "event_person_id",
+        "$group_0",
+        "$group_1",
+        "$group_2",
+        "$group_3",
+        "$group_4",
+        "elements_chain_href",
+        "elements_chain_texts",
+        "elements_chain_ids",
+        "elements_chain_elements",
+        "issue_id",
+        "event_issue_id",
     ]
-    assert result["types"] == [
-        ["uuid", "UUID"],
-        ["event", "String"],
-        ["properties", "String"],
-        ["timestamp", "DateTime64(6, 'UTC')"],
-        ["team_id", "Int64"],
-        ["distinct_id", "String"],
-        ["elements_chain", "String"],
-        ["created_at", "DateTime64(6, 'UTC')"],
-    ]
-    assert result["results"] == [
-        [
-            "00000000-0000-0000-0000-000000000001",
-            "$pageview",
-            '{"$browser": "Chrome", "plan": 3}',
-            "2024-01-01T00:00:00.000000+00:00",
-            1,
-            "d1",
-            "",
-            "2024-01-01T00:00:01.000000+00:00",
-        ]
-    ]
+    assert "team_id" not in result["columns"]
+    types = dict(result["types"])
+    assert all(isinstance(pair, list) and len(pair) == 2 for pair in result["types"])
+    assert types["uuid"] == "UUID" and types["person_id"] == "UUID" and types["event_person_id"] == "UUID"
+    assert types["timestamp"] == types["created_at"] == "DateTime64(6, 'UTC')"
+    assert types["elements_chain_texts"] == "Array(String)" and types["issue_id"] == "Nullable(UUID)"
+    row = dict(zip(result["columns"], result["results"][0], strict=True))
+    assert row["uuid"] == "00000000-0000-0000-0000-000000000001" and row["event"] == "$pageview"
+    assert row["properties"] == '{"$browser": "Chrome", "plan": 3}'
+    # A zero fraction is dropped, as Python's isoformat() does (recorded: "2026-03-06T14:24:34.632000Z").
+    assert row["timestamp"] == "2024-01-01T00:00:00Z" and row["created_at"] == "2024-01-01T00:00:01Z"
+    assert row["$session_id"] == "s-001" and row["person_mode"] == "full"
+    assert row["person_id"] == row["event_person_id"] == "10000000-0000-0000-0000-000000000001"
+    assert [row[f"$group_{i}"] for i in range(5)] == [""] * 5
+    assert row["elements_chain_href"] == "" and row["elements_chain_texts"] == [] == row["elements_chain_ids"]
+    assert row["issue_id"] is None and row["event_issue_id"] is None
+    explicit = run(con, "SELECT team_id FROM events ORDER BY timestamp LIMIT 1")
+    assert explicit["results"] == [[1]] and explicit["types"] == [["team_id", "Int64"]]
     assert (result["hasMore"], result["limit"], result["offset"]) == (False, 1, 0)
     assert result["hogql"] == result["query"] == query
     assert result["error"] is None and result["is_cached"] is False
@@ -240,12 +246,16 @@ def test_column_names_aliases_and_session_id(con: duckdb.DuckDBPyConnection) -> 
 
 
 def test_persons_booleans_and_properties(con: duckdb.DuckDBPyConnection) -> None:
+    # Recorded: SELECT * FROM persons answers "is_identified": 0 (ClickHouse Int8), never false.
     result = run(con, "SELECT id, is_identified, properties FROM persons ORDER BY id")
-    assert result["types"] == [["id", "UUID"], ["is_identified", "Bool"], ["properties", "String"]]
+    assert result["types"] == [["id", "UUID"], ["is_identified", "Int8"], ["properties", "String"]]
     assert result["results"] == [
-        ["10000000-0000-0000-0000-000000000001", True, '{"email": "a@x.io"}'],
-        ["10000000-0000-0000-0000-000000000002", False, "{}"],
+        ["10000000-0000-0000-0000-000000000001", 1, '{"email": "a@x.io"}'],
+        ["10000000-0000-0000-0000-000000000002", 0, "{}"],
     ]
+    assert all(type(row[1]) is int for row in result["results"])
+    assert col(run(con, "SELECT id FROM persons WHERE is_identified = 1")) == [PERSONS[0][1]]
+    assert col(run(con, "SELECT id FROM persons WHERE is_identified = true")) == [PERSONS[0][1]]
 
 
 def test_property_access(con: duckdb.DuckDBPyConnection) -> None:
@@ -257,6 +267,7 @@ def test_property_access(con: duckdb.DuckDBPyConnection) -> None:
     )
     assert result["results"] == [["Chrome", "3", None, "Chrome", ""]]
     assert result["columns"][:2] == ["$browser", "plan"]
+    assert result["types"][0] == ["$browser", "Nullable(String)"]
 
 
 def test_aggregates_group_by_order_by(con: duckdb.DuckDBPyConnection) -> None:
@@ -267,8 +278,8 @@ def test_aggregates_group_by_order_by(con: duckdb.DuckDBPyConnection) -> None:
         tz=NY,
     )
     assert result["results"] == [
-        ["$pageview", 2, 1, "2023-12-31T19:00:00.000000-05:00", "2024-01-01T00:00:00.000000-05:00"],
-        ["click", 2, 1, "2024-03-10T01:59:59.123456-05:00", "2024-03-10T03:00:00.000000-04:00"],
+        ["$pageview", 2, 1, "2023-12-31T19:00:00-05:00", "2024-01-01T00:00:00-05:00"],
+        ["click", 2, 1, "2024-03-10T01:59:59.123456-05:00", "2024-03-10T03:00:00-04:00"],
         ["$identify", 1, 1, "2024-07-01T08:30:00.500000-04:00", "2024-07-01T08:30:00.500000-04:00"],
     ]
     assert result["types"][3] == ["min(timestamp)", f"DateTime64(6, '{NY}')"]
@@ -283,8 +294,9 @@ def test_misc_functions(con: duckdb.DuckDBPyConnection) -> None:
         tz=NY,
     )
     assert result["results"] == [
-        ["2023-12-31 19:00:00.000000", "2023-12-31", "00000000-0000-0000-0000-000000000001", True]
+        ["2023-12-31 19:00:00.000000", "2023-12-31", "00000000-0000-0000-0000-000000000001", 1]
     ]
+    assert result["types"][3] == ["now() > timestamp", "UInt8"]  # ClickHouse comparisons are UInt8
 
 
 def test_ctes_and_subqueries(con: duckdb.DuckDBPyConnection) -> None:
@@ -294,7 +306,7 @@ def test_ctes_and_subqueries(con: duckdb.DuckDBPyConnection) -> None:
         "SELECT e.event, e.timestamp FROM (SELECT * FROM c) AS e ORDER BY timestamp",
         tz=NY,
     )
-    assert col(result, 1) == ["2024-03-10T01:59:59.123456-05:00", "2024-03-10T03:00:00.000000-04:00"]
+    assert col(result, 1) == ["2024-03-10T01:59:59.123456-05:00", "2024-03-10T03:00:00-04:00"]
 
 
 @pytest.mark.parametrize(
@@ -403,11 +415,12 @@ def test_limit_inside_subquery_is_not_the_page_limit(bulk: duckdb.DuckDBPyConnec
 @pytest.mark.parametrize(
     ("tz", "expected"),
     [
-        ("UTC", ["2024-03-10T06:59:59.123456+00:00", "2024-03-10T07:00:00.000000+00:00"]),
-        (NY, ["2024-03-10T01:59:59.123456-05:00", "2024-03-10T03:00:00.000000-04:00"]),  # DST starts
-        (KOLKATA, ["2024-03-10T12:29:59.123456+05:30", "2024-03-10T12:30:00.000000+05:30"]),
-        ("America/St_Johns", ["2024-03-10T04:29:59.123456-02:30", "2024-03-10T04:30:00.000000-02:30"]),
-        ("Pacific/Chatham", ["2024-03-10T20:44:59.123456+13:45", "2024-03-10T20:45:00.000000+13:45"]),
+        # UTC reads like the recorded "2026-03-06T14:24:34.632000Z"; a zero fraction is dropped.
+        ("UTC", ["2024-03-10T06:59:59.123456Z", "2024-03-10T07:00:00Z"]),
+        (NY, ["2024-03-10T01:59:59.123456-05:00", "2024-03-10T03:00:00-04:00"]),  # DST starts
+        (KOLKATA, ["2024-03-10T12:29:59.123456+05:30", "2024-03-10T12:30:00+05:30"]),
+        ("America/St_Johns", ["2024-03-10T04:29:59.123456-02:30", "2024-03-10T04:30:00-02:30"]),
+        ("Pacific/Chatham", ["2024-03-10T20:44:59.123456+13:45", "2024-03-10T20:45:00+13:45"]),
     ],
 )
 def test_datetimes_rendered_in_project_zone(
@@ -430,7 +443,7 @@ def test_to_time_zone_overrides_render_zone(con: duckdb.DuckDBPyConnection) -> N
     )
     assert result["results"] == [
         [
-            "2024-03-10T06:59:59.123456+00:00",
+            "2024-03-10T06:59:59.123456Z",
             "2024-03-10T12:29:59.123456+05:30",
             "2024-03-10T01:59:59.123456-05:00",
         ]
@@ -464,10 +477,12 @@ def test_rendering_round_trips(moment: datetime, tz: str) -> None:
     con = _new_con()
     con.execute("INSERT INTO events (team_id, uuid, timestamp) VALUES (1, 'u', ?)", [moment])
     rendered = run(con, "SELECT timestamp FROM events", tz=tz)["results"][0][0]
-    parsed = datetime.fromisoformat(rendered)
+    parsed = datetime.fromisoformat(rendered.replace("Z", "+00:00"))
     assert parsed == moment
     assert parsed.utcoffset() == moment.astimezone(ZoneInfo(tz)).utcoffset()
-    assert len(rendered) == 32 and rendered[19] == "."  # always 6 fractional digits and ±HH:MM
+    # isoformat(): six fractional digits unless the fraction is zero; Z for UTC, else ±HH:MM
+    local = moment.astimezone(ZoneInfo(tz))
+    assert rendered == (local.isoformat().replace("+00:00", "Z") if tz == "UTC" else local.isoformat())
     con.close()
 
 
@@ -552,16 +567,16 @@ def ties() -> Iterator[duckdb.DuckDBPyConnection]:
         """INSERT INTO events SELECT 5, printf('0190%028d', (i * 7919) % 97), 'e', 'd', NULL, '{}', '',
            's', 'w',
            TIMESTAMPTZ '2024-01-10 00:00:00+00' + to_microseconds(i * 1000),
-           TIMESTAMPTZ '2024-01-05 10:00:00.123456+00' + to_seconds(i // 10)
+           TIMESTAMPTZ '2024-01-05 10:00:00.123456+00' + to_seconds(i // 10), NULL, NULL
            FROM range(97) t(i)"""
     )
     con.execute(
         """INSERT INTO events VALUES (5, 'outside-window', 'e', 'd', NULL, '{}', '', 's', 'w',
-           '2024-02-01 00:00:00+00', '2024-01-05 10:00:00.123456+00')"""
+           '2024-02-01 00:00:00+00', '2024-01-05 10:00:00.123456+00', NULL, NULL)"""
     )
     con.execute(
         """INSERT INTO persons SELECT 5, printf('p%03d', (i * 31) % 53), TIMESTAMPTZ '2024-01-01 00:00:00+00'
-           + to_seconds(i // 4), '{}', false, i % 11 = 0, 0 FROM range(53) t(i)"""
+           + to_seconds(i // 4), '{}', false, i % 11 = 0, 0, NULL FROM range(53) t(i)"""
     )
     con.execute(
         """INSERT INTO person_distinct_ids SELECT 5, 'd' || (i % 40), 'p', false, i FROM range(80) t(i)"""
@@ -659,7 +674,7 @@ def test_person_distinct_ids_keyset_pages(ties: duckdb.DuckDBPyConnection, page_
         "SELECT * FROM numbers(10)",
         "SELECT * FROM system.tables",
         "SELECT * FROM main.events",
-        "SELECT * FROM raw_persons",
+        "SELECT * FROM raw_sessions",
         "SELECT getenv('HOME')",
         "SELECT read_text('/etc/passwd')",
         "SELECT nope FROM events",
@@ -687,8 +702,8 @@ def test_unsupported_sql_raises_hogql_error(con: duckdb.DuckDBPyConnection, quer
 
 
 def test_unknown_table_message_is_helpful(con: duckdb.DuckDBPyConnection) -> None:
-    with pytest.raises(HogQLError, match="Unknown table `sessions`"):
-        run(con, "SELECT * FROM sessions")
+    with pytest.raises(HogQLError, match="Unknown table `raw_sessions`. Available tables: events, persons"):
+        run(con, "SELECT * FROM raw_sessions")
 
 
 def test_project_zone_must_be_valid(con: duckdb.DuckDBPyConnection) -> None:
@@ -773,7 +788,7 @@ def test_performance_smoke_50k_page_over_1m_rows() -> None:
            uuid()::VARCHAR, '{"$browser": "Chrome", "$current_url": "https://example.com/p/' || i || '"}',
            'a:href="/x"', 'session_' || (i % 1000), 'window_' || (i % 100),
            TIMESTAMPTZ '2024-01-01 00:00:00+00' + to_microseconds(i * 2678400),
-           TIMESTAMPTZ '2024-01-01 00:00:00+00' + to_microseconds(i * 2678400 + 1000000)
+           TIMESTAMPTZ '2024-01-01 00:00:00+00' + to_microseconds(i * 2678400 + 1000000), NULL, NULL
            FROM range(1000000) t(i)"""
     )
     start = datetime(2024, 1, 3, tzinfo=UTC)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -125,9 +126,12 @@ def test_persons_offset_without_count_and_short_pages(fake_server_shared: FakePo
     assert any(len(p["results"]) < 100 and p["next"] for p in pages)
     truth = world.truth_persons(1)
     assert sorted(r["uuid"] for r in rows) == sorted(p["id"] for p in truth)
-    keys = [(r["created_at"], r["uuid"]) for r in rows]
+    keys = [(datetime.fromisoformat(r["created_at"].replace("Z", "+00:00")), r["uuid"]) for r in rows]
     assert keys == sorted(keys, reverse=True)
-    assert isinstance(rows[0]["id"], int) and rows[0]["distinct_ids"]
+    # Recorded (airbyte expected_records): "type": "person", "id" is the person uuid, plus
+    # "matched_recordings": [] and "value_at_data_point": null.
+    assert rows[0]["id"] == rows[0]["uuid"] and rows[0]["type"] == "person" and rows[0]["distinct_ids"]
+    assert rows[0]["matched_recordings"] == [] and rows[0]["value_at_data_point"] is None
     assert session.get(url, params={"include_total": "true"}).json()["count"] == len(truth)
 
 

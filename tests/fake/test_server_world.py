@@ -16,7 +16,7 @@ from pathlib import Path
 import requests
 
 from fake_posthog.server import FakePostHog
-from fake_posthog.world import World
+from fake_posthog.world import MUTATIONS, World
 
 Client = Callable[..., requests.Session]
 ROOT = Path(__file__).resolve().parents[2]
@@ -151,10 +151,13 @@ def test_admin_routes(make_fake_server: Callable[..., FakePostHog]) -> None:
     assert after["events"]["4"] == 7 and after["cohorts"]["1"] == 229
     bad = requests.post(server.url + "/_fake/mutate", json={"op": "drop_database", "args": {}})
     assert bad.status_code == 400
+    assert {"set_person_properties", "merge_persons", "delete_person", "recalculate_cohort", "reveal_events",
+            "reveal_all", "add_events"} <= set(MUTATIONS)
 
 
 def test_main_prints_url_and_keys_then_stops_on_sigterm() -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "fake_posthog", "--events", "2000", "--seed", "5"],
+    proc = subprocess.Popen([sys.executable, "-m", "fake_posthog", "--events", "2000", "--seed", "5",
+                             "--fat-share", "0.05", "--property-padding", "200"],
                             cwd=ROOT, stdout=subprocess.PIPE, text=True, env={**os.environ})
     try:
         assert proc.stdout is not None
@@ -162,6 +165,11 @@ def test_main_prints_url_and_keys_then_stops_on_sigterm() -> None:
         assert {"full", "limited", "scoped", "no_query", "project_token"} <= set(info["keys"])
         r = requests.get(info["url"] + "/api/projects/", headers={"Authorization": f"Bearer {info['keys']['full']}"})
         assert r.status_code == 200 and r.json()["count"] == 2
+        body = {"query": {"kind": "HogQLQuery", "query":
+                          "SELECT count() FROM events WHERE event IN ('$exception', '$ai_generation')"}}
+        fat = requests.post(info["url"] + "/api/projects/1/query/", json=body,
+                            headers={"Authorization": f"Bearer {info['keys']['full']}"}).json()
+        assert fat["results"][0][0] > 0
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
