@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import duckdb
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
@@ -119,11 +120,14 @@ class CostEstimator:
         if tree is None:
             return QueryCost()
         cur = self.world.cursor()
-        catalogue = _catalogue(cur)
         cte_names = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
         scans = []
-        for select in tree.find_all(exp.Select):
-            scans.extend(self._scan_select(cur, catalogue, select, cte_names, team_id, project_tz))
+        try:
+            catalogue = _catalogue(cur)
+            for select in tree.find_all(exp.Select):
+                scans.extend(self._scan_select(cur, catalogue, select, cte_names, team_id, project_tz))
+        except duckdb.Error:  # a table or view the estimate cannot count must not fail the query itself
+            return QueryCost()
         return QueryCost(tuple(scans))
 
     # ------------------------------------------------------------------ one SELECT scope

@@ -219,3 +219,21 @@ def test_bucket_refill_scales(scale: float) -> None:
     assert budget.wait("t") == round(180 / scale)
     now[0] += 181 / scale
     assert budget.wait("t") is None
+
+
+def test_estimate_follows_ctes_unions_and_subqueries() -> None:
+    from fake_posthog.cost import CostEstimator
+    from fake_posthog.world import World
+
+    world = World.generate(seed=3, events=3000, now=datetime(2026, 3, 15, 12, tzinfo=UTC))
+    cur = world.cursor()
+    events = cur.execute("SELECT count(*) FROM events WHERE team_id = 1").fetchone()[0]  # type: ignore[index]
+    persons = cur.execute("SELECT count(*) FROM persons WHERE team_id = 1").fetchone()[0]  # type: ignore[index]
+    estimate = CostEstimator(world).estimate
+    cte = estimate(1, "UTC", "with x as (select uuid from events) select count() from x")
+    assert [(s.table, s.rows, s.columns) for s in cte.scans] == [("events", events, ("uuid",))]
+    union = estimate(1, "UTC", "select uuid from events union all select id from persons")
+    assert union.read_bytes == (events + persons) * 16
+    sub = estimate(1, "UTC", "select count() from events where person_id in (select id from persons)")
+    assert {s.table: s.columns for s in sub.scans} == {"events": ("person_id",), "persons": ("id",)}
+    assert estimate(1, "UTC", "not sql at all ((").read_bytes == 0
