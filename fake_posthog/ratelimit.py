@@ -93,3 +93,58 @@ def throttled_detail(wait_seconds: int) -> str:
 def concurrency_detail(team_id: int, limit: int, task_id: str) -> str:
     """The concurrency limiter's message, which PostHog passes through as the 429 detail."""
     return f"Exceeded maximum concurrency limit: {limit} for key: api_per_team:{team_id} and task: {task_id}"
+
+
+GB = 1_000_000_000
+
+
+@dataclass
+class ReadBudget:
+    """PostHog's hourly read budget for API queries (PostHog#95375, posthog/api_queries_budget.py): a token
+    bucket of bytes per scope (PostHog: per team) that starts full, refills `bytes_per_hour` up to
+    `capacity_hours` of refill, and floors at one hour of refill below zero. A query is admitted while the
+    balance is positive; the one that takes it below zero still runs in full. `time_scale` speeds the refill
+    up (60 -> an hour's refill per real minute)."""
+
+    bytes_per_hour: float = 20 * GB
+    capacity_hours: float = 24.0
+    time_scale: float = 1.0
+    clock: Callable[[], float] = time.monotonic
+    _buckets: dict[str, tuple[float, float]] = field(default_factory=dict)  # scope -> (tokens, refilled at)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def capacity(self) -> float:
+        return self.bytes_per_hour * self.capacity_hours
+
+    def _refilled(self, scope: str, now: float) -> float:
+        tokens, at = self._buckets.get(scope, (self.capacity, now))
+        tokens = min(self.capacity, tokens + max(0.0, now - at) * self._rate())
+        return max(tokens, -self.bytes_per_hour)
+
+    def _rate(self) -> float:
+        """Bytes refilled per real second."""
+        return self.bytes_per_hour / HOUR * self.time_scale
+
+    def balance(self, scope: str) -> float:
+        now = self.clock()
+        with self._lock:
+            tokens = self._refilled(scope, now)
+            self._buckets[scope] = (tokens, now)
+            return tokens
+
+    def wait(self, scope: str) -> int | None:
+        """None if a query may run now, else the real seconds until the balance is positive again."""
+        tokens = self.balance(scope)
+        if tokens > 0:
+            return None
+        rate = self._rate()
+        return 1 if rate <= 0 else max(1, math.ceil(-tokens / rate))
+
+    def debit(self, scope: str, read_bytes: int) -> float:
+        """Take a finished query's bytes off the bucket; returns the balance left."""
+        now = self.clock()
+        with self._lock:
+            tokens = max(self._refilled(scope, now) - read_bytes, -self.bytes_per_hour)
+            self._buckets[scope] = (tokens, now)
+            return tokens

@@ -4,7 +4,9 @@ and faults, each as PostHog does it (../shared/posthog-api.md). Start it with `F
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import itertools
+import math
 import re
 import socket
 import threading
@@ -20,8 +22,17 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import orjson
 
+from .cost import CostEstimator, QueryCost
 from .faults import FaultConfig
-from .ratelimit import RateLimitConfig, RateLimiter, concurrency_detail, throttled_detail
+from .querycache import DEFAULT_TARGET_AGE_SECONDS, FORCING_MODES, REFRESH_MODES, QueryCache, cache_key
+from .ratelimit import (
+    GB,
+    RateLimitConfig,
+    RateLimiter,
+    ReadBudget,
+    concurrency_detail,
+    throttled_detail,
+)
 from .world import MUTATIONS, KeyInfo, World, iso_z
 
 SUNSET = "Fri, 31 Jul 2026 00:00:00 GMT"
@@ -34,6 +45,13 @@ INSIGHT_BASIC_FIELDS = ("id", "short_id", "name", "derived_name", "filters", "qu
                         "description", "last_refresh", "refreshing", "saved", "tags", "updated_at", "created_by",
                         "created_at", "last_modified_at", "favorited", "user_access_level", "last_viewed_at")
 PROPERTY_TYPES = {"event": 1, "person": 2, "group": 3, "session": 4}
+# posthog/exceptions.py: ClickHouseQueryTimeOut (504) and ClickHouseEstimatedQueryExecutionTimeTooLong (512),
+# plain APIExceptions, so drf-exceptions-hog answers type server_error, code error.
+QUERY_TIMEOUT_DETAIL = ("Query has hit the max execution time before completing. See our docs for how to improve "
+                        "your query performance. You may need to materialize.")
+QUERY_TOO_SLOW_DETAIL = ("Estimated query execution time is too long. Try reducing its scope by changing the time "
+                         "range.")
+SERVER_ERROR_DETAIL = "A server error occurred."
 
 Params = dict[str, str]
 
@@ -293,7 +311,27 @@ class FakePostHog:
     def __init__(self, world: World, host: str = "127.0.0.1", port: int = 0,
                  rate_limits: bool | RateLimitConfig = False, time_scale: float = 1.0,
                  faults: FaultConfig | None = None, retry_after_header: bool = False,
-                 events_max_limit: int = 1000) -> None:
+                 events_max_limit: int = 1000, *, query_cache: bool = True,
+                 cache_target_age_seconds: float = DEFAULT_TARGET_AGE_SECONDS,
+                 read_budget: bool | None = None, read_budget_bytes_per_hour: float = 20 * GB,
+                 read_budget_capacity_hours: float = 24.0, read_budget_scope: str = "team",
+                 execution_limit_rows: int | None = None, execution_limit_status: int = 504,
+                 always_throttle: str | None = None, always_throttle_wait: int = 1,
+                 retry_after_format: str = "seconds", engine_errors_as_500: bool = False) -> None:
+        """Options after `events_max_limit` (docs/fake-posthog-server-rules.md): the query result cache and
+        its nominal target age; the read budget (None: on when rate limits are), its refill per hour,
+        capacity in hours of refill and scope ("team" as PostHog, or "key"); the execution limit in rows
+        scanned per query and its status (504 timeout or 512 estimated too long); a 429 for every request
+        ("all") or every /query/ ("query") with the given wait; the Retry-After form ("seconds" or
+        "http-date"); and whether errors raised by the database engine answer 500 instead of 400."""
+        if read_budget_scope not in ("team", "key"):
+            raise ValueError("read_budget_scope must be 'team' or 'key'")
+        if execution_limit_status not in (504, 512):
+            raise ValueError("execution_limit_status must be 504 or 512")
+        if always_throttle not in (None, "all", "query"):
+            raise ValueError("always_throttle must be None, 'all' or 'query'")
+        if retry_after_format not in ("seconds", "http-date"):
+            raise ValueError("retry_after_format must be 'seconds' or 'http-date'")
         self.world = world
         self.host, self.port = host, port
         self.time_scale = time_scale
@@ -302,6 +340,28 @@ class FakePostHog:
         self.events_max_limit = events_max_limit
         config = rate_limits if isinstance(rate_limits, RateLimitConfig) else RateLimitConfig()
         self.limiter = RateLimiter(config, time_scale) if rate_limits else None
+        self.query_cache = QueryCache(cache_target_age_seconds, time_scale) if query_cache else None
+        self.cost = CostEstimator(world)
+        budget_on = bool(rate_limits) if read_budget is None else read_budget
+        self.read_budget = (ReadBudget(read_budget_bytes_per_hour, read_budget_capacity_hours, time_scale)
+                            if budget_on else None)
+        self.read_budget_scope = read_budget_scope
+        self.execution_limit_rows = execution_limit_rows
+        self.execution_limit_status = execution_limit_status
+        self.always_throttle = always_throttle
+        self.always_throttle_wait = always_throttle_wait
+        self.retry_after_format = retry_after_format
+        self.engine_errors_as_500 = engine_errors_as_500
+        # What the queries cost, per key name (world.keys) and per project: for tests and benchmarks.
+        self.read_bytes_by_key: Counter[str] = Counter()
+        self.query_count_by_key: Counter[str] = Counter()  # queries that ran (not cached, not refused)
+        self.rows_scanned_by_key: Counter[str] = Counter()
+        self.cache_hits_by_key: Counter[str] = Counter()
+        self.read_bytes_by_team: Counter[int] = Counter()
+        self.timeout_count = 0  # queries failed by the execution limit
+        self.budget_throttled_count = 0  # 429s from the read budget (also counted in throttled_count)
+        self.last_query_cost: QueryCost | None = None
+        self._key_names = {token: name for name, token in world.keys.items()}
         self.request_log: list[tuple[str, str, int]] = []
         self.throttled_count = 0  # 429s served by the rate limiter (not injected faults)
         self.fault_counts: Counter[str] = Counter()
@@ -443,14 +503,34 @@ class FakePostHog:
                 raise forbidden(f"API key missing required scope '{needed}'")
 
     def throttle(self, key: KeyInfo, route: Route, req: Request) -> None:
+        if self.always_throttle == "all" or (self.always_throttle == "query" and route.bucket == "query"):
+            self._throttled(self.always_throttle_wait)
         if self.limiter is None:
             return
         wait = self.limiter.check(key.key, route.bucket)
         if wait is not None:
-            with self._lock:
-                self.throttled_count += 1
-            raise ApiError(429, "throttled_error", "throttled", throttled_detail(wait),
-                           headers={"Retry-After": str(wait)} if self.retry_after_header else {})
+            self._throttled(wait)
+
+    def _throttled(self, wait: int) -> None:
+        with self._lock:
+            self.throttled_count += 1
+        raise ApiError(429, "throttled_error", "throttled", throttled_detail(wait),
+                       headers={"Retry-After": self.retry_after(wait)} if self.retry_after_header else {})
+
+    def retry_after(self, wait: int) -> str:
+        """A Retry-After value for a wait in real seconds: delay-seconds, or an IMF-fixdate (RFC 9110 §10.2.3)
+        rounded up to the next whole second."""
+        if self.retry_after_format == "seconds":
+            return str(wait)
+        when = datetime.now(UTC) + timedelta(seconds=wait)
+        when = when.replace(microsecond=0) + timedelta(seconds=1 if when.microsecond else 0)
+        return email.utils.format_datetime(when, usegmt=True)
+
+    def key_name(self, key: KeyInfo | None) -> str:
+        """How stats name a key: its name in world.keys (never the secret itself), else its label."""
+        if key is None:
+            return "anonymous"
+        return self._key_names.get(key.key) or key.label or key.id
 
     # -------------------------------------------------------------- pagination
     def paginate(self, req: Request, endpoint: ListEndpoint, rows: list[dict[str, Any]]) -> Any:
@@ -706,8 +786,11 @@ class FakePostHog:
         return 200, body, headers
 
     def h_query(self, req: Request) -> tuple[int, bytes, dict[str, str]]:
-        """POST /query/ with a HogQLQuery, served by fake_posthog.hogql (imported lazily)."""
+        """POST /query/ with a HogQLQuery, served by fake_posthog.hogql (imported lazily), in PostHog's order:
+        the result cache (unless refresh forces), the read budget, the team's concurrency slot, then the
+        query itself, its execution limit and its cost (docs/fake-posthog-server-rules.md)."""
         assert req.team_id is not None
+        team_id = req.team_id
         body = req.json()
         query = body.get("query") if isinstance(body, dict) else None
         if not isinstance(query, dict):
@@ -718,26 +801,86 @@ class FakePostHog:
         text = query.get("query")
         if not isinstance(text, str) or not text.strip():
             raise invalid("This field is required.", attr="query__query", code="required")
+        refresh = _refresh_mode(body.get("refresh"))
+        tz = self.world.timezone(team_id)
+        who = self.key_name(req.key)
+        key = cache_key(team_id, tz, text)
+        if self.query_cache is not None and refresh not in FORCING_MODES:
+            cached = self.query_cache.get(key)
+            if cached is not None:
+                with self._lock:
+                    self.cache_hits_by_key[who] += 1
+                return 200, orjson.dumps(cached, default=str), {}
+        scope = str(team_id) if self.read_budget_scope == "team" else who
+        if self.read_budget is not None:
+            wait = self.read_budget.wait(scope)
+            if wait is not None:
+                with self._lock:
+                    self.throttled_count += 1
+                    self.budget_throttled_count += 1
+                raise ApiError(429, "throttled_error", "throttled", throttled_detail(wait),
+                               headers={"Retry-After": self.retry_after(wait)})
         from . import hogql
 
         def run() -> tuple[int, bytes, dict[str, str]]:
             try:
-                result = hogql.execute_hogql(self.world.cursor(), req.team_id, self.world.timezone(req.team_id),
-                                             text)
+                result = hogql.execute_hogql(self.world.cursor(), team_id, tz, text)
             except hogql.HogQLError as exc:
+                if self.engine_errors_as_500 and _raised_by_engine(exc):
+                    raise ApiError(500, "server_error", "error", SERVER_ERROR_DETAIL) from exc
                 raise ApiError(400, "validation_error", "query_error", str(exc)) from exc
-            return 200, orjson.dumps(result, default=str), {}
+            cost = self.cost.estimate(team_id, tz, text)
+            if self.execution_limit_rows is not None and cost.rows_scanned > self.execution_limit_rows:
+                with self._lock:
+                    self.timeout_count += 1
+                detail = QUERY_TIMEOUT_DETAIL if self.execution_limit_status == 504 else QUERY_TOO_SLOW_DETAIL
+                raise ApiError(self.execution_limit_status, "server_error", "error", detail)
+            with self._lock:
+                self.last_query_cost = cost
+                self.query_count_by_key[who] += 1
+                self.read_bytes_by_key[who] += cost.read_bytes
+                self.rows_scanned_by_key[who] += cost.rows_scanned
+                self.read_bytes_by_team[team_id] += cost.read_bytes
+            headers = {"X-PostHog-Query-Bytes-Read": str(cost.read_bytes)}
+            if self.read_budget is not None:
+                remaining = self.read_budget.debit(scope, cost.read_bytes)
+                headers["X-PostHog-Query-Budget-Remaining-Bytes"] = str(math.floor(remaining))
+            if self.query_cache is not None:
+                result = self.query_cache.put(key, result)
+            else:
+                result = {**result, "is_cached": False}
+            return 200, orjson.dumps(result, default=str), headers
 
         if self.limiter is None:
             return run()
-        with self.limiter.query_slot(req.team_id) as acquired:
+        with self.limiter.query_slot(team_id) as acquired:
             if not acquired:
                 with self._lock:
                     self.throttled_count += 1
                 raise ApiError(429, "throttled_error", "throttled",
-                               concurrency_detail(req.team_id, self.limiter.config.query_concurrency,
+                               concurrency_detail(team_id, self.limiter.config.query_concurrency,
                                                   str(uuidlib.uuid4())))
             return run()
+
+    def query_stats(self) -> dict[str, Any]:
+        """What the queries cost so far (the `server` part of GET /_fake/stats adds these)."""
+        with self._lock:
+            stats: dict[str, Any] = {
+                "read_bytes_by_key": dict(self.read_bytes_by_key),
+                "queries_by_key": dict(self.query_count_by_key),
+                "rows_scanned_by_key": dict(self.rows_scanned_by_key),
+                "cache_hits_by_key": dict(self.cache_hits_by_key),
+                "read_bytes_by_project": {str(k): v for k, v in self.read_bytes_by_team.items()},
+                "read_bytes": sum(self.read_bytes_by_key.values()),
+                "queries": sum(self.query_count_by_key.values()),
+                "timeouts": self.timeout_count,
+                "budget_throttled": self.budget_throttled_count,
+            }
+        if self.read_budget is not None:
+            with self.read_budget._lock:
+                scopes = list(self.read_budget._buckets)
+            stats["read_budget_remaining"] = {scope: math.floor(self.read_budget.balance(scope)) for scope in scopes}
+        return stats
 
     # -------------------------------------------------------------- admin (tests and benchmarks only)
     def admin(self, req: Request) -> tuple[int, bytes, dict[str, str]]:
@@ -745,11 +888,32 @@ class FakePostHog:
             with self._lock:
                 server = {"requests": len(self.request_log), "throttled": self.throttled_count,
                           "faults": dict(self.fault_counts)}
+            server.update(self.query_stats())
             return ok({"tables": self.world.stats(), "server": server})
         if req.path.rstrip("/") == "/_fake/mutate" and req.method == "POST":
             body = req.json()
             return ok({"result": apply_mutation(self.world, body.get("op", ""), body.get("args") or {})})
         raise not_found("Endpoint not found.")
+
+
+def _refresh_mode(value: Any) -> str:
+    """QueryRequest.refresh: a RefreshType name, or a boolean (true = force_blocking); default blocking."""
+    if value is None or value is False:
+        return "blocking"
+    if value is True:
+        return "force_blocking"
+    if isinstance(value, str) and value in REFRESH_MODES:
+        return value
+    names = ", ".join(repr(m) for m in REFRESH_MODES[:-1]) + f" or {REFRESH_MODES[-1]!r}"
+    raise invalid(f"Input should be {names}", attr="refresh")
+
+
+def _raised_by_engine(exc: BaseException) -> bool:
+    """True when a HogQLError wraps an error of the database engine (DuckDB here, ClickHouse in PostHog),
+    i.e. the HogQL layer accepted the query and execution failed."""
+    import duckdb
+
+    return isinstance(exc.__cause__, duckdb.Error)
 
 
 def apply_mutation(world: World, op: str, args: dict[str, Any]) -> Any:

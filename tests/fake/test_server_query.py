@@ -68,3 +68,28 @@ def test_query_rate_bucket(make_fake_server: Callable[..., FakePostHog], fake_cl
     statuses = [query(server, session, "select 1").status_code for _ in range(3)]
     assert statuses == [200, 200, 429]
     assert session.get(server.url + "/api/projects/1/cohorts/").status_code == 200
+
+
+def test_engine_errors_as_500_option(make_fake_server: Callable[..., FakePostHog], fake_client: Client) -> None:
+    """PostHog#40637, #14036: a query HogQL accepts but ClickHouse rejects (here: a type error the database
+    engine finds) can come back as a bare 500. HogQL-level mistakes stay 400; the default keeps all 400."""
+    plain = make_fake_server(events=1000)
+    assert query(plain, fake_client(plain), "select event + 1 from events").status_code == 400
+    server = make_fake_server(events=1000, engine_errors_as_500=True)
+    session = fake_client(server)
+    for _ in range(2):  # deterministic: the same mistake fails the same way
+        r = query(server, session, "select event + 1 from events")
+        assert r.status_code == 500
+        assert r.json() == {"type": "server_error", "code": "error", "detail": "A server error occurred.",
+                            "attr": None}
+    assert query(server, session, "select uuid from nowhere").status_code == 400
+    assert query(server, session, "select uuid from events limit 1 offset 1").status_code == 400
+
+
+def test_fresh_answer_carries_cache_fields(fake_server_shared: FakePostHog, fake_client: Client) -> None:
+    r = query(fake_server_shared, fake_client(fake_server_shared), "select event from events limit 1",
+              refresh="force_blocking")
+    body = r.json()
+    assert body["is_cached"] is False and body["cache_key"].startswith("cache_")
+    assert body["last_refresh"].endswith("Z") and body["cache_target_age"] > body["last_refresh"]
+    assert int(r.headers["X-PostHog-Query-Bytes-Read"]) > 0

@@ -128,3 +128,64 @@ def test_fourth_concurrent_query_per_team_gets_429(make_fake_server: Callable[..
     assert refused.json()["type"] == "throttled_error"
     assert refused.json()["detail"].startswith("Exceeded maximum concurrency limit: 3")
     assert results["t2"].status_code == 200  # the limit is per team
+
+
+@pytest.mark.parametrize("mode", ["all", "query"])
+def test_always_throttle(make_fake_server: Callable[..., FakePostHog], fake_client: Client, mode: str) -> None:
+    server = make_fake_server(events=1000, always_throttle=mode, always_throttle_wait=7, retry_after_header=True)
+    session = fake_client(server)
+    body = {"query": {"kind": "HogQLQuery", "query": "select 1"}}
+    for _ in range(3):  # every attempt, not just the first
+        r = session.post(server.url + "/api/projects/1/query/", json=body)
+        assert r.status_code == 429 and r.headers["Retry-After"] == "7"
+        assert r.json() == {**THROTTLED, "detail": "Request was throttled. Expected available in 7 seconds."}
+    cohorts = session.get(server.url + "/api/projects/1/cohorts/")
+    assert cohorts.status_code == (429 if mode == "all" else 200)
+    assert fake_client(server, "phx_wrong").get(server.url + "/api/projects/1/cohorts/").status_code == 401
+    assert server.throttled_count == (4 if mode == "all" else 3)
+
+
+def test_retry_after_as_http_date(make_fake_server: Callable[..., FakePostHog], fake_client: Client) -> None:
+    import email.utils
+    import re
+    from datetime import UTC, datetime, timedelta
+
+    server = make_fake_server(events=1000, rate_limits=RateLimitConfig(crud=((1, 60),)), retry_after_header=True,
+                              retry_after_format="http-date")
+    session = fake_client(server)
+    url = server.url + "/api/projects/1/cohorts/"
+    assert session.get(url).status_code == 200
+    r = session.get(url)
+    assert r.status_code == 429
+    value = r.headers["Retry-After"]
+    assert re.fullmatch(r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) "
+                        r"\d{4} \d\d:\d\d:\d\d GMT", value), value
+    wait = int(r.json()["detail"].split()[-2])
+    when = email.utils.parsedate_to_datetime(value)
+    now = datetime.now(UTC)
+    assert now + timedelta(seconds=wait - 2) <= when <= now + timedelta(seconds=wait + 2)
+
+
+def test_budget_retry_after_as_http_date(make_fake_server: Callable[..., FakePostHog], fake_client: Client) -> None:
+    import email.utils
+    from datetime import UTC, datetime, timedelta
+
+    server = make_fake_server(events=1000, read_budget=True, read_budget_bytes_per_hour=3600,
+                              read_budget_capacity_hours=1, retry_after_format="http-date")
+    session = fake_client(server)
+    body = {"query": {"kind": "HogQLQuery", "query": "select uuid from events"}, "refresh": "force_blocking"}
+    assert session.post(server.url + "/api/projects/1/query/", json=body).status_code == 200
+    r = session.post(server.url + "/api/projects/1/query/", json=body)
+    assert r.status_code == 429
+    when = email.utils.parsedate_to_datetime(r.headers["Retry-After"])
+    assert abs(when - (datetime.now(UTC) + timedelta(seconds=3600))) < timedelta(seconds=15)
+
+
+def test_bad_options_are_refused() -> None:
+    from fake_posthog.world import World
+
+    world = World.generate(seed=1, events=0)
+    for bad in ({"retry_after_format": "ms"}, {"always_throttle": "some"}, {"read_budget_scope": "org"},
+                {"execution_limit_status": 500}):
+        with pytest.raises(ValueError):
+            FakePostHog(world, **bad)  # type: ignore[arg-type]
