@@ -125,7 +125,10 @@ class RepairSummary:
     windows_reread: int = 0
     rows_loaded: int = 0
     rows_deleted: int = 0
-    queries: int = 0  # uuid queries sent by the repair itself (the re-read runs are logged by their run)
+    queries: int = 0  # uuid queries sent by the repair itself
+    # The re-read runs use their own client: one count query per window plus one per page of 50,000 events
+    # (a page that comes back full costs one more query to learn it was the last).
+    reread_queries: int = 0
     notes: list[str] = field(default_factory=list)
 
 
@@ -432,6 +435,8 @@ def repair_windows(differences: Iterable[DayDifference], start: pendulum.DateTim
     for d in sorted(differences):
         lo = max(start, pendulum.datetime(d.day.year, d.day.month, d.day.day, tz="UTC"))
         hi = min(end, pendulum.datetime(d.day.year, d.day.month, d.day.day, tz="UTC").add(days=1))
+        if lo >= hi:
+            continue  # outside the verified range
         if windows and windows[-1][0] == d.project_id and windows[-1][2] == lo:
             windows[-1] = (d.project_id, windows[-1][1], hi)
         else:
@@ -466,8 +471,10 @@ def repair(options: VerifyOptions, report: VerifyReport, client: PostHogClient |
             options.run, resources=["events"], extra_resources=(),
             source_args={**base, "project_ids": [project_id], "start_date": lo.isoformat(), "end_date": hi.isoformat()},
         ))
+        loaded = result.rows_extracted.get("events", 0)
         summary.windows_reread += 1
-        summary.rows_loaded += result.rows_extracted.get("events", 0)
+        summary.rows_loaded += loaded
+        summary.reread_queries += 1 + loaded // settings.HOGQL_MAX_ROWS + 1
     opened = _Opened(options.run)
     with opened as destination:
         undeletable = 0
@@ -580,5 +587,6 @@ def format_report(report: VerifyReport, title: str = "verify") -> str:
 def format_repair(summary: RepairSummary) -> str:
     lines = [f"note: {n}" for n in summary.notes]
     lines.append(f"repair: {summary.windows_reread} windows re-read ({summary.rows_loaded:,} events loaded), "
-                 f"{summary.rows_deleted:,} events removed; {summary.queries} uuid queries sent to PostHog")
+                 f"{summary.rows_deleted:,} events removed; {summary.queries} uuid queries and about "
+                 f"{summary.reread_queries} re-read queries sent to PostHog")
     return "\n".join(lines)

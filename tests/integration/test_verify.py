@@ -180,8 +180,10 @@ def test_repair_reads_exactly_the_differing_days_and_ends_exact(loaded):
         duckdb_sql(workdir, "DELETE FROM posthog.events WHERE project_id = 3 AND uuid = ?", [event["uuid"]])
     delete_events_in_fake(world, 3, [events_c[2]["uuid"]])
 
+    sent = len(server.request_log)
     result = cli(workdir, server, "--repair")
     assert result.returncode == 0, result.stdout + result.stderr
+    queries = sum(1 for _, path, _ in server.request_log[sent:] if path.endswith("/query/"))
     out = result.stdout.splitlines()
     assert listed_days(result.stdout) == {
         (2, day_a): (len(events_a), len(events_a) - 3, -3),
@@ -192,6 +194,11 @@ def test_repair_reads_exactly_the_differing_days_and_ends_exact(loaded):
     # exactly the differing project-days were re-read: PostHog's rows of those days, no others
     reread = len(events_a) + len(events_b) - 3 + len(events_c) - 1
     assert f"3 windows re-read ({reread:,} events loaded), 4 events removed" in repair_line
+    # the cost: two verifies (2 queries per project each), one uuid page per day, and per re-read window one
+    # count query and one page
+    projects = len(world.projects)
+    assert "3 uuid queries and about 6 re-read queries" in repair_line
+    assert queries == 2 * 2 * projects + 3 + 3 * 2
     assert out[-1].startswith("after repair: ") and ", 0 differ" in out[-1]
     assert_exact_uuids(world, workdir)
     assert_events_exact(world, workdir)
