@@ -21,7 +21,7 @@ import math
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import dlt
@@ -275,8 +275,11 @@ def _between(lo: pendulum.DateTime, hi: pendulum.DateTime) -> str:
 
 
 def _as_date(value: Any) -> date:
+    """A DATE as the database driver returns it (a date, or text from some drivers)."""
+    if isinstance(value, datetime):
+        return value.date()
     if isinstance(value, date):
-        return value if type(value) is date else value.date()  # a datetime is a date subclass
+        return value
     return pendulum.parse(str(value)).date()
 
 
@@ -364,6 +367,44 @@ def _days(lo: pendulum.DateTime, hi: pendulum.DateTime) -> int:
     return max(0, (last - first).days + 1)
 
 
+def _range(options: VerifyOptions, destination: _Destination, ids: Sequence[int], where: str,
+           has_events: bool) -> tuple[pendulum.DateTime, pendulum.DateTime]:
+    """[start, end) compared: --start-date, else the configured start_date, else the destination's first UTC
+    day; --end-date, else now minus ingestion_lag (what a run at this moment would have loaded)."""
+    lag = parse_duration(_setting(options.run, "ingestion_lag", settings.DEFAULT_INGESTION_LAG), "ingestion_lag",
+                         allow_zero=True)
+    end = options.end_date or pendulum.now("UTC").subtract(seconds=int(lag))
+    start = options.start_date or parse_instant(_setting(options.run, "start_date"), "start_date")
+    if start is None and has_events:
+        first = destination.min_timestamp(ids)
+        if first is None:
+            raise ConfigurationError(
+                f"no destination data: {where} holds no events of projects {_list(ids)}; run "
+                "`posthog-pipeline run` first, or give --start-date to compare anyway"
+            )
+        start = first.start_of("day")
+    start = start or end
+    if has_events:
+        check_range(start, end)
+    return start, end
+
+
+def _compare_events(posthog: _PostHog, destination: _Destination, projects: Sequence[Project],
+                    start: pendulum.DateTime, end: pendulum.DateTime) -> list[DayDifference]:
+    """One grouped count on the destination, one per project on PostHog, compared day by day."""
+    theirs = destination.events_per_day([p.id for p in projects], start, end)
+    differences: list[DayDifference] = []
+    for project in projects:
+        ours = posthog.events_per_day(project, start, end)
+        mine = {k: n for k, n in theirs.items() if k[0] == project.id}
+        found = diff_counts(ours, mine)
+        log.info("verify: project %d (%s): %d days, PostHog %s events, destination %s, %d days differ",
+                 project.id, project.name, _days(start, end), f"{sum(ours.values()):,}",
+                 f"{sum(mine.values()):,}", len(found))
+        differences += found
+    return differences
+
+
 def verify(options: VerifyOptions, client: PostHogClient | None = None) -> VerifyReport:
     """Compare once; read-only. Raises ConfigurationError (exit 2) when the destination holds no data."""
     client = client or _client(options.run)
@@ -374,6 +415,7 @@ def verify(options: VerifyOptions, client: PostHogClient | None = None) -> Verif
         raise ConfigurationError("this key can read no PostHog project; check project_ids and the key's access")
     ids = [p.id for p in projects]
     where = f"destination '{options.run.destination}', dataset '{options.run.dataset_name}'"
+    notes: list[str] = []
     with _Opened(options.run) as destination:
         has_events, has_persons = destination.has_table("events"), destination.has_table("persons")
         if not has_events and not has_persons:
@@ -381,48 +423,23 @@ def verify(options: VerifyOptions, client: PostHogClient | None = None) -> Verif
                 f"no destination data: {where} has no events or persons table; run `posthog-pipeline run` "
                 "first, or check --destination, --dataset-name and --pipeline-name"
             )
-        notes: list[str] = []
-        lag = parse_duration(_setting(options.run, "ingestion_lag", settings.DEFAULT_INGESTION_LAG),
-                             "ingestion_lag", allow_zero=True)
-        end = options.end_date or pendulum.now("UTC").subtract(seconds=int(lag))
-        start = options.start_date or parse_instant(_setting(options.run, "start_date"), "start_date")
-        if start is None and has_events:
-            first = destination.min_timestamp(ids)
-            if first is None:
-                raise ConfigurationError(
-                    f"no destination data: {where} holds no events of projects {_list(ids)}; run "
-                    "`posthog-pipeline run` first, or give --start-date to compare anyway"
-                )
-            start = first.start_of("day")
+        start, end = _range(options, destination, ids, where, has_events)
         events: list[DayDifference] = []
-        days = 0
         if has_events:
-            assert start is not None
-            check_range(start, end)
-            days = _days(start, end) * len(projects)
-            theirs = destination.events_per_day(ids, start, end)
-            for project in projects:
-                ours = posthog.events_per_day(project, start, end)
-                mine = {k: n for k, n in theirs.items() if k[0] == project.id}
-                found = diff_counts(ours, mine)
-                log.info("verify: project %d (%s): %d days, PostHog %s events, destination %s, %d days differ",
-                         project.id, project.name, _days(start, end), f"{sum(ours.values()):,}",
-                         f"{sum(mine.values()):,}", len(found))
-                events += found
+            events = _compare_events(posthog, destination, projects, start, end)
         else:
             notes.append(f"{where} has no events table: events not compared")
-            start = start or end
         persons: list[PersonsDifference] | None = None
         if has_persons:
-            theirs_p = destination.persons(ids)
-            persons = diff_person_counts({p.id: posthog.persons(p) for p in projects}, theirs_p)
+            theirs = destination.persons(ids)
+            persons = diff_person_counts({p.id: posthog.persons(p) for p in projects}, theirs)
             log.info("verify: persons of %d projects compared, %d differ", len(projects), len(persons))
         else:
             notes.append(f"{where} has no persons table: persons not compared")
     return VerifyReport(
-        start=start, end=end, project_ids=ids, days_compared=days, events=events, persons=persons,
-        queries=client.stats.by_class.get("query", 0) - queries_before, read_bytes=posthog.read_bytes,
-        notes=notes,
+        start=start, end=end, project_ids=ids, days_compared=_days(start, end) * len(projects) if has_events else 0,
+        events=events, persons=persons, queries=client.stats.by_class.get("query", 0) - queries_before,
+        read_bytes=posthog.read_bytes, notes=notes,
     )
 
 
