@@ -386,6 +386,7 @@ _DATETIME_RE = re.compile(
     r"\s*(Z|[+-]\d{2}(?::?\d{2})?)?\s*$"
 )
 _DT_META = "hogql_datetime"
+_ZONE_META = "hogql_zone"  # the zone toTimeZone() gave a DateTime: toDate() and toString() then use it
 _TABLE_META = "hogql_table"
 _ROW_ID = "__row_id"
 
@@ -614,6 +615,7 @@ class _Translator:
             _zone(zone)
             if not _is_datetime(args[0]):
                 raise HogQLError("toTimeZone: the first argument must be a DateTime")
+            args[0].meta[_ZONE_META] = zone
             return args[0]
         if name in ("todatetime64", "todatetime"):
             return self._to_datetime(raw_name, args, name == "todatetime64")
@@ -625,12 +627,14 @@ class _Translator:
         if name == "tostring":
             self._arity(raw_name, args, 1, 1)
             if _is_datetime(args[0]):
-                return self._local_text(args[0], self.project_tz, "%Y-%m-%d %H:%M:%S.%f")
+                return self._local_text(args[0], args[0].meta.get(_ZONE_META, self.project_tz),
+                                        "%Y-%m-%d %H:%M:%S.%f")
             return exp.cast(args[0], exp.DataType.build("VARCHAR"))
         if name == "todate":
             self._arity(raw_name, args, 1, 1)
             if _is_datetime(args[0]):
-                local = _func("timezone", exp.Literal.string(self.project_tz), args[0])
+                zone = args[0].meta.get(_ZONE_META, self.project_tz)
+                local = _func("timezone", exp.Literal.string(zone), args[0])
                 return exp.cast(local, exp.DataType.build("DATE"))
             return exp.cast(args[0], exp.DataType.build("DATE"))
         if name in ("uniq", "uniqexact"):

@@ -233,6 +233,36 @@ def explain(exc: BaseException) -> tuple[int, str]:
     )
 
 
+# -- verify (exit 4 when PostHog and the destination differ) --------------------------------------------
+EXIT_DIFFERENCES = 4
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Per project and UTC day, PostHog's event counts against the destination's; --repair re-reads what differs."""
+    from pipelines.verify import VerifyOptions, format_repair, format_report, verify_and_repair
+
+    options = _run_options(args)
+    start = parse_instant(options.source_args.pop("start_date", None), "start_date")  # the range checked,
+    end = parse_instant(options.source_args.pop("end_date", None), "end_date")  # not the source's bounds
+    outcome = verify_and_repair(VerifyOptions(options, start, end, repair=args.repair))
+    print(format_report(outcome.first))
+    if outcome.repair is not None:
+        print(format_repair(outcome.repair))
+    if outcome.after is not None:
+        print(format_report(outcome.after, "after repair"))
+    return EXIT_OK if outcome.equal else EXIT_DIFFERENCES
+
+
+def add_verify_parser(commands: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
+    verify_parser = commands.add_parser("verify", help="compare PostHog's event counts per day with the destination")
+    common(verify_parser)
+    verify_parser.add_argument("--start-date", help="first instant compared (default: the destination's first day)")
+    verify_parser.add_argument("--end-date", help="end of the comparison (default: now minus ingestion_lag)")
+    verify_parser.add_argument("--repair", action="store_true",
+                               help="re-read the differing project-days, remove what PostHog no longer holds")
+    verify_parser.set_defaults(handler=cmd_verify)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="posthog-pipeline", description="Load PostHog into a warehouse with dlt.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
@@ -294,6 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     report_parser.add_argument("--tz", default="UTC", help="time zone that days and weeks are cut in")
     report_parser.add_argument("--html", help="also write a self-contained HTML page with charts")
     report_parser.set_defaults(handler=cmd_report)
+    add_verify_parser(commands, common)
     return parser
 
 
