@@ -917,6 +917,36 @@ class World:
                           moment, moment])
         return uuid
 
+    def add_session_events(self, team_id: int, session_id: str, n: int, *, gap_seconds: int = 45,
+                           at: datetime | None = None) -> list[str]:
+        """A session grows: n `$pageview`s of its person, `gap_seconds` apart after its last event (within
+        PostHog's 30-minute inactivity limit), ingested at `at` or now. Returns their uuids."""
+        with self.lock:
+            row = self.con.execute(
+                'SELECT distinct_id, person_id, max(timestamp), max("$window_id") FROM events '
+                'WHERE team_id = ? AND "$session_id" = ? GROUP BY 1, 2 ORDER BY 3 DESC LIMIT 1',
+                [team_id, session_id]).fetchone()
+            if row is None:
+                raise KeyError(f"session {session_id!r} has no events in project {team_id}")
+            distinct_id, person_id, last, window_id = row
+            created_us = self._ingest_us(at)
+            uuids = []
+            for i in range(n):
+                moment = last + timedelta(seconds=gap_seconds * (i + 1))
+                rng = random.Random(f"{self.seed}-session-{self._event_i}")
+                self._event_i += 1
+                uuid = _uuid7(_us(moment) // 1000, rng)
+                props = {"$current_url": f"https://example.com/pricing?step={i + 1}", "$session_id": session_id,
+                         "$window_id": window_id, "$lib": "web"}
+                self.con.execute(
+                    "INSERT INTO events (team_id, uuid, event, distinct_id, person_id, properties, elements_chain, "
+                    '"$session_id", "$window_id", timestamp, created_at) VALUES (?, ?, ?, ?, ?, ?, \'\', ?, ?, ?, ?)',
+                    [team_id, uuid, "$pageview", distinct_id, person_id, orjson.dumps(props).decode(), session_id,
+                     window_id, moment, make_dt(created_us + i)])
+                uuids.append(uuid)
+            refresh_sessions(self.con, [session_id])
+            return uuids
+
     def set_person_properties(self, team_id: int, distinct_id: str, *, set: dict[str, Any] | None = None,  # noqa: A002
                               set_once: dict[str, Any] | None = None, at: datetime | None = None) -> dict[str, Any]:
         """Change a person the PostHog way: ingest a `$set` event carrying `$set`/`$set_once` (created_at =
@@ -1178,6 +1208,8 @@ def _instant_arg(value: Any) -> datetime | None:
 
 # Every test mutation, callable with JSON arguments (what `POST /_fake/mutate {"op", "args"}` runs).
 MUTATIONS: dict[str, Callable[[World, dict[str, Any]], Any]] = {
+    "add_session_events": lambda w, a: w.add_session_events(a["team_id"], a["session_id"], a["n"],
+                                                            at=_instant_arg(a.get("at"))),
     "add_events": lambda w, a: w.add_events(a["team_id"], a["n"], created_at=_instant_arg(a.get("created_at")),
                                             late_by=a.get("late_by"), tie=bool(a.get("tie", False)),
                                             hidden=bool(a.get("hidden", False))),

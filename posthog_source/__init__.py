@@ -29,6 +29,7 @@ from posthog_source.metadata import metadata_resource, projects_resource
 from posthog_source.persons import person_distinct_ids_resource, persons_resource
 from posthog_source.projects import ProjectCatalog
 from posthog_source.ratelimit import RateLimiter
+from posthog_source.sessions import cohort_people_resource, sessions_resource
 
 __all__ = ["ALL_TABLES", "SETTING_NAMES", "SourceSettings", "build_client", "posthog_source", "source_from_settings"]
 
@@ -56,6 +57,8 @@ def build_resources(config: SourceSettings, client: PostHogClient | None = None)
         events_resource(client, catalog, config),
         persons_resource(client, catalog, config),
         person_distinct_ids_resource(client, catalog, config),
+        sessions_resource(client, catalog, config),
+        cohort_people_resource(client, catalog, config),
     ]
     return resources
 

@@ -76,7 +76,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
 )
 
 # Loaded through HogQL (posthog_source/hogql.py), listed so names can be validated in one place.
-HOGQL_TABLES: tuple[str, ...] = ("events", "persons", "person_distinct_ids")
+HOGQL_TABLES: tuple[str, ...] = ("events", "persons", "person_distinct_ids", "sessions", "cohort_people")
 # `projects` comes from project discovery itself.
 ALL_TABLES: tuple[str, ...] = ("projects",) + tuple(e.table for e in ENDPOINTS) + HOGQL_TABLES
 

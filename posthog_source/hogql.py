@@ -63,6 +63,8 @@ class Column:
     expression: str  # HogQL select expression
     name: str  # column name in the destination
     kind: Kind
+    # ClickHouse has no NULL in materialised String columns: a missing `$session_id` is ''. Stored as NULL.
+    empty_is_null: bool = False
 
     @property
     def arrow_type(self) -> pa.DataType:
@@ -99,7 +101,7 @@ EVENT_COLUMNS = (
     Column("created_at", "created_at", Kind.INSTANT),
     Column("properties", "properties", Kind.JSON),
     Column("elements_chain", "elements_chain", Kind.STRING),
-    Column("`$session_id`", "session_id", Kind.STRING),
+    Column("`$session_id`", "session_id", Kind.STRING, empty_is_null=True),
 )
 # Incremental runs page on ingestion time; windows of first runs and backfills on `timestamp`, PostHog's
 # partition key.
@@ -161,10 +163,10 @@ COHORT_PEOPLE = HogQLTable(
         Column("cohort_id", "cohort_id", Kind.INT),
         Column("toString(person_id)", "person_id", Kind.STRING),
     ),
-    cursor="person_id",
+    cursor="cohort_id",
     tie_breaker="person_id",
 )
-STATIC_COHORT_PEOPLE = HogQLTable("static_cohort_people", COHORT_PEOPLE.columns, "person_id", "person_id")
+STATIC_COHORT_PEOPLE = HogQLTable("static_cohort_people", COHORT_PEOPLE.columns, "cohort_id", "person_id")
 
 
 # -- writing queries ----------------------------------------------------------------------------------
@@ -311,17 +313,21 @@ def parse_page(content: bytes, table: HogQLTable, project: Project, limit: int) 
         more = len(rows) >= effective or bool(response.get("hasMore"))
         cursor_value = arrow.column(table.cursor)[-1].as_py()
         tie_value = arrow.column(table.tie_breaker)[-1].as_py()
-        return Page(drop_adjacent_duplicates(arrow, table.tie_breaker), more, (cursor_value, tie_value))
+        key = dict.fromkeys((table.cursor, table.tie_breaker))
+        return Page(drop_adjacent_duplicates(arrow, list(key)), more, (cursor_value, tie_value))
 
 
-def drop_adjacent_duplicates(page: pa.Table, key: str) -> pa.Table:
-    """ClickHouse keeps copies of an event until it merges them (docs/posthog-api.md); copies share
-    timestamp, ingestion time and uuid, so in our key order they are neighbours. The first copy stays."""
+def drop_adjacent_duplicates(page: pa.Table, key: Sequence[str]) -> pa.Table:
+    """ClickHouse keeps copies of a row until it merges them (docs/posthog-api.md); copies share the whole
+    key, so in our key order they are neighbours. The first copy stays."""
     if page.num_rows < 2:
         return page
-    column = page.column(key).combine_chunks()
-    same_as_previous = pc.fill_null(pc.equal(column.slice(1), column.slice(0, len(column) - 1)), False)
-    if not pc.any(same_as_previous).as_py():
+    same_as_previous = None
+    for name in key:
+        column = page.column(name).combine_chunks()
+        same = pc.fill_null(pc.equal(column.slice(1), column.slice(0, len(column) - 1)), False)
+        same_as_previous = same if same_as_previous is None else pc.and_(same_as_previous, same)
+    if same_as_previous is None or not pc.any(same_as_previous).as_py():
         return page
     return page.filter(pa.concat_arrays([pa.array([True]), pc.invert(same_as_previous)]))
 
@@ -394,7 +400,10 @@ def rows_to_arrow(rows: list[list[Any]], table: HogQLTable, project: Project, ty
     for column, values, clickhouse_type in zip(table.columns, columns_data,
                                                _types_by_position(types, len(table.columns)), strict=True):
         try:
-            arrays.append(convert_column(values, column.kind, clickhouse_type, project.timezone))
+            array = convert_column(values, column.kind, clickhouse_type, project.timezone)
+            if column.empty_is_null:
+                array = pc.if_else(pc.equal(array, ""), pa.scalar(None, array.type), array)
+            arrays.append(array)
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, ValueError, TypeError) as exc:
             sample = next((v for v in values if v is not None), None)
             raise PostHogSourceError(
