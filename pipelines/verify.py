@@ -24,16 +24,15 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-import dlt
 import pendulum
 
 from pipelines.runner import RunOptions, default_duckdb_file, destination_lock, make_pipeline, run
-from posthog_source import build_client, settings
+from posthog_source import build_client, hogql, settings
 from posthog_source.client import PostHogClient
-from posthog_source.config import check_range, parse_duration, parse_instant, parse_project_ids
+from posthog_source.config import SourceSettings, check_range, load_settings
 from posthog_source.errors import ConfigurationError
-from posthog_source.hogql import Project, range_condition, string_literal
-from posthog_source.projects import discover_projects
+from posthog_source.hogql import range_condition, string_literal
+from posthog_source.projects import Project, discover_projects
 
 log = logging.getLogger("pipelines")
 
@@ -152,10 +151,9 @@ class _PostHog:
         self.queries = 0
         self.read_bytes: int | None = None
 
-    def query(self, project: Project, hogql: str, name: str) -> dict[str, Any]:
-        body = {"query": {"kind": "HogQLQuery", "query": hogql}, "name": f"posthog-dlt verify {name}",
-                "refresh": "force_blocking"}
-        response = self.client.post(f"/api/projects/{project.id}/query/", body, what=f"{name} of project {project.id}")
+    def query(self, project: Project, query: str, name: str) -> dict[str, Any]:
+        response = self.client.post(hogql.query_path(project), hogql.query_body(query, f"verify {name}"),
+                                    what=f"{name} of project {project.id}")
         self.queries += 1
         read = _read_bytes(response)
         if read is not None:
@@ -163,14 +161,9 @@ class _PostHog:
         return response
 
     def events_per_day(self, project: Project, lo: pendulum.DateTime, hi: pendulum.DateTime) -> dict[DayKey, int]:
-        where = " AND ".join(range_condition("timestamp", lo, hi))
-        response = self.query(
-            project,
-            "SELECT toString(toDate(toTimeZone(timestamp, 'UTC'))) AS day, count() AS n FROM events"
-            f" WHERE {where} GROUP BY day ORDER BY day LIMIT {settings.HOGQL_MAX_ROWS}",
-            "events per day",
-        )
-        return {(project.id, pendulum.parse(day).date()): int(n) for day, n in response.get("results") or []}
+        counts = hogql.count_by_day(self.client, project, range_condition("timestamp", lo, hi), "verify events per day")
+        self.queries += 1
+        return {(project.id, day.date()): n for day, n in counts}
 
     def persons(self, project: Project) -> int:
         rows = self.query(project, "SELECT count() FROM persons", "persons count").get("results") or [[0]]
@@ -336,28 +329,16 @@ class _Opened:
 
 
 # -- verify ----------------------------------------------------------------------------------------
-def _setting(options: RunOptions, name: str, default: Any = None) -> Any:
-    value = options.source_args.get(name)
-    if value is None:
-        value = dlt.config.get(f"sources.posthog.{name}")
-    return default if value is None else value
+def _settings(options: RunOptions) -> SourceSettings:
+    return load_settings(**options.source_args)
 
 
 def _client(options: RunOptions) -> PostHogClient:
-    api_key = options.source_args.get("api_key") or dlt.secrets.get("sources.posthog.api_key")
-    if not api_key:
-        raise ConfigurationError(
-            "the PostHog API key is not configured; set SOURCES__POSTHOG__API_KEY or api_key under "
-            "[sources.posthog] in .dlt/secrets.toml"
-        )
-    rate_limits = _setting(options, "rate_limits")
-    return build_client(str(api_key), _setting(options, "host", settings.DEFAULT_HOST),
-                        rate_limits=dict(rate_limits) if rate_limits is not None else None)
+    return build_client(_settings(options))
 
 
 def _projects(client: PostHogClient, options: RunOptions) -> list[Project]:
-    wanted = parse_project_ids(_setting(options, "project_ids"))
-    return [project for project, _ in discover_projects(client, wanted)]
+    return [project for project, _ in discover_projects(client, _settings(options).project_ids)]
 
 
 def _days(lo: pendulum.DateTime, hi: pendulum.DateTime) -> int:
@@ -371,10 +352,9 @@ def _range(options: VerifyOptions, destination: _Destination, ids: Sequence[int]
            has_events: bool) -> tuple[pendulum.DateTime, pendulum.DateTime]:
     """[start, end) compared: --start-date, else the configured start_date, else the destination's first UTC
     day; --end-date, else now minus ingestion_lag (what a run at this moment would have loaded)."""
-    lag = parse_duration(_setting(options.run, "ingestion_lag", settings.DEFAULT_INGESTION_LAG), "ingestion_lag",
-                         allow_zero=True)
-    end = options.end_date or pendulum.now("UTC").subtract(seconds=int(lag))
-    start = options.start_date or parse_instant(_setting(options.run, "start_date"), "start_date")
+    config = _settings(options.run)
+    end = options.end_date or pendulum.now("UTC") - config.ingestion_lag
+    start = options.start_date or config.start_date
     if start is None and has_events:
         first = destination.min_timestamp(ids)
         if first is None:
