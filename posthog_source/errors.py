@@ -47,3 +47,16 @@ class RateLimitWaitTooLong(PostHogSourceError):
 
 class TransientHTTPError(PostHogSourceError):
     """5xx, timeouts and broken connections that outlived every retry."""
+
+
+class QueryTooLargeError(PostHogSourceError):
+    """HogQL 504/512/513 twice in a row: ClickHouse ran out of time or memory on this query. Retrying the
+    same query does not help; a caller that can (events windows) splits it and tries the halves."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class QuotaExceededError(PostHogSourceError):
+    """HTTP 402: the organisation's plan or query quota refuses the request; waiting or a plan change helps."""
