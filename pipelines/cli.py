@@ -8,17 +8,26 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import errno
 import logging
+import os
 import re
 import sys
+import tempfile
+import tomllib
 import traceback
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+from urllib.parse import urlsplit
 
 import dlt
 import pyarrow as pa
+from dlt.common.destination import Destination
+from dlt.common.pipeline import get_dlt_pipelines_dir
 from dlt.common.runtime.collector import NullCollector
+from dlt.extract.resource import DltResource
 
 from pipelines.runner import (
     DEFAULT_DATASET,
@@ -27,14 +36,18 @@ from pipelines.runner import (
     RunOptions,
     default_duckdb_file,
     run,
+    validate_resources,
 )
-from posthog_source import ALL_TABLES, build_client
+from posthog_source import ALL_TABLES, SETTING_NAMES, build_client, source_from_settings
 from posthog_source.catalogue import ENDPOINTS
 from posthog_source.config import load_settings, parse_instant, parse_project_ids
-from posthog_source.errors import PostHogSourceError
+from posthog_source.errors import ConfigurationError, PermissionDeniedError, PostHogSourceError
 from posthog_source.projects import discover_projects
 
-EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_AUTH = 0, 1, 2, 3
+EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_AUTH, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+INTERRUPTED = "interrupted; the next run continues where this one stopped"
+SECTION = "sources.posthog"
+ENV_PREFIX = "SOURCES__POSTHOG__"
 # A destination or working folder that cannot be written: bad configuration, not a crash.
 _UNWRITABLE = frozenset({errno.ENOTDIR, errno.EISDIR, errno.EACCES, errno.EPERM, errno.EROFS})
 _KEY_PATTERN = re.compile(r"(ph[xcs]_)[A-Za-z0-9_\-]{6,}")
@@ -74,6 +87,135 @@ def setup_logging(debug: bool) -> None:
         logger.propagate = False
 
 
+# -- configuration checks --------------------------------------------------------------------------
+def known_source_keys() -> set[str]:
+    """The settings the source reads under [sources.posthog]."""
+    return set(SETTING_NAMES)
+
+
+def unknown_config_keys(known: set[str]) -> list[tuple[str, str | None]]:
+    """Keys under [sources.posthog] in .dlt/config.toml and .dlt/secrets.toml, and SOURCES__POSTHOG__* env
+    vars, that are not in `known`, each with the closest known key (or None). dlt ignores such keys without a
+    word, so a misspelled `strat_date` would silently read the whole default range."""
+    found: dict[str, None] = {}
+    settings_dir = Path(dlt.current.run_context().settings_dir)
+    for name in ("config.toml", "secrets.toml"):
+        section = _toml_section(settings_dir / name)
+        for key, value in section.items():
+            if key == "posthog" and isinstance(value, dict):  # [sources.posthog.posthog]: dlt's source-name level
+                found.update(dict.fromkeys(value))
+            else:
+                found[key] = None
+    for name in os.environ:
+        if name.upper().startswith(ENV_PREFIX):
+            key = name[len(ENV_PREFIX):].split("__", 1)[0].lower()
+            if key:
+                found[key] = None
+    unknown = [key for key in found if key not in known]
+    return [(key, next(iter(difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)), None))
+            for key in unknown]
+
+
+def _toml_section(path: Path) -> dict[str, Any]:
+    """[sources.posthog] of one toml file; a missing or broken file counts as empty (dlt reports syntax errors
+    itself, with their line)."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return {}
+    section = data.get("sources", {}).get("posthog", {}) if isinstance(data.get("sources"), dict) else {}
+    return section if isinstance(section, dict) else {}
+
+
+def warn_unknown_config_keys(known: set[str] | None = None) -> None:
+    """One warning line per unknown key, naming the closest known one."""
+    for key, closest in unknown_config_keys(known if known is not None else known_source_keys()):
+        hint = f"; did you mean '{closest}'?" if closest else ""
+        log.warning("unknown setting '%s' under [%s] is ignored%s", key, SECTION, hint)
+
+
+def check_writable_folder(folder: Path, what: str, setting: str) -> None:
+    """Create `folder` if needed and prove a file can be written in it, so an unwritable output is found
+    before an hour of extracting, and the error names the folder, the OS error and the setting to change."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        if folder.exists() and not folder.is_dir():
+            reason = "it is a file, not a folder"
+        raise ConfigurationError(
+            f"cannot write to the folder {folder} for {what} ({reason}); choose a writable path with {setting}"
+        ) from None
+
+
+def check_destination(options: RunOptions) -> None:
+    """What can be known about the destination without extracting: its folders and required settings."""
+    pipelines_dir = Path(options.pipelines_dir or get_dlt_pipelines_dir()).absolute()
+    check_writable_folder(pipelines_dir, "dlt's pipeline state", "DLT_DATA_DIR")
+    if options.destination == "duckdb":
+        path = Path(options.duckdb_path or default_duckdb_file()).absolute()
+        check_writable_folder(path.parent, f"the DuckDB file {path.name}", "DESTINATION__DUCKDB__CREDENTIALS")
+    elif options.destination == "filesystem":
+        bucket_url = dlt.config.get("destination.filesystem.bucket_url")
+        if not bucket_url:
+            raise ConfigurationError(
+                "the filesystem destination needs a bucket_url; set DESTINATION__FILESYSTEM__BUCKET_URL (a folder, "
+                "s3://..., gs://..., az://...) or bucket_url under [destination.filesystem] in .dlt/config.toml"
+            )
+        parts = urlsplit(str(bucket_url))
+        if parts.scheme in ("", "file"):
+            folder = Path(parts.path if parts.scheme == "file" else str(bucket_url)).absolute()
+            check_writable_folder(folder, "the filesystem destination", "DESTINATION__FILESYSTEM__BUCKET_URL")
+
+
+def tables_refused_by_table_format(resources: Iterable[DltResource], destination: str, table_format: str) -> list[str]:
+    """Tables whose merge strategy the destination cannot apply in `table_format` (Delta and Iceberg on the
+    filesystem destination upsert, but cannot delete-insert the snapshot tables)."""
+    caps = Destination.from_reference(destination).capabilities()
+    allowed = list(caps.supported_merge_strategies or [])
+    if caps.merge_strategies_selector is not None:
+        allowed = list(caps.merge_strategies_selector(allowed, table_schema={"table_format": table_format}))
+    refused = []
+    for resource in resources:
+        disposition = resource.write_disposition
+        if isinstance(disposition, dict):
+            kind, strategy = disposition.get("disposition"), disposition.get("strategy", "delete-insert")
+        else:
+            kind, strategy = disposition, "delete-insert"
+        if kind == "merge" and strategy not in allowed:
+            refused.append(resource.name)
+    return refused
+
+
+def check_table_format(options: RunOptions) -> None:
+    if not options.table_format:
+        return
+    source = source_from_settings(load_settings(**options.source_args))
+    chosen = options.resources or list(source.resources)
+    resources = [source.resources[name] for name in chosen if name in source.resources]
+    refused = tables_refused_by_table_format(resources, options.destination, options.table_format)
+    if refused:
+        working = [name for name in source.resources if name not in
+                   tables_refused_by_table_format(source.resources.values(), options.destination,
+                                                  options.table_format)]
+        raise ConfigurationError(
+            f"--table-format {options.table_format} cannot load {', '.join(refused)} (snapshot tables are "
+            f"replaced project by project, which {options.table_format} tables here cannot do); use "
+            f"--resources with tables that append, upsert or replace: {','.join(working)}"
+        )
+
+
+def preflight(options: RunOptions) -> None:
+    """Bad configuration found before extracting: a bad host or key, an unwritable output, a destination
+    setting missing, a table format the chosen tables cannot use."""
+    validate_resources(options.resources)
+    load_settings(**options.source_args)  # host, key, dates, durations: every setting, once
+    check_destination(options)
+    check_table_format(options)
+
+
 # -- commands --------------------------------------------------------------------------------------
 def _source_args(args: argparse.Namespace) -> dict[str, Any]:
     """Only what was given on the command line; the rest comes from dlt config (toml / env)."""
@@ -107,7 +249,10 @@ def _run_options(args: argparse.Namespace) -> RunOptions:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    result = run(_run_options(args))
+    warn_unknown_config_keys()
+    options = _run_options(args)
+    preflight(options)
+    result = run(options)
     print_row_counts(result.rows_extracted, "rows loaded this run")
     return EXIT_OK
 
@@ -124,9 +269,11 @@ def print_row_counts(counts: dict[str, int], title: str) -> None:
 def cmd_backfill(args: argparse.Namespace) -> int:
     from pipelines.backfill import backfill
 
+    warn_unknown_config_keys()
     options = _run_options(args)
     options.source_args.pop("start_date", None)
     options.source_args.pop("end_date", None)
+    preflight(options)
     totals = backfill(
         options,
         args.start_date,
@@ -141,6 +288,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Verifies host, key, scopes and projects without loading anything."""
+    warn_unknown_config_keys()
     config = load_settings(project_ids=args.projects)
     client = build_client(config)
     key_info = client.get("/api/personal_api_keys/@current/", what="the API key's details")
@@ -167,28 +315,30 @@ def _scope_allows(scopes: set[str], scope_object: str) -> bool:
 def cmd_demo(args: argparse.Namespace) -> int:
     from pipelines.demo import run_demo
 
+    target = Path(args.duckdb).absolute()
+    check_writable_folder(target.parent, f"the DuckDB file {target.name}", "--duckdb")
+    if args.html:
+        check_writable_folder(Path(args.html).absolute().parent, "the HTML report", "--html")
     return run_demo(args.duckdb, events=args.events, seed=args.seed, html_path=args.html)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from pipelines.report import format_report_text, run_report
+    from pipelines.report_html import write_html
 
-    result = run_report(
-        args.duckdb or default_duckdb_file(),
-        args.dataset_name,
-        project_id=args.project,
-        html_path=args.html,
-        tz=args.tz,
-    )
+    if args.html:
+        check_writable_folder(Path(args.html).absolute().parent, "the HTML report", "--html")
+    result = run_report(args.duckdb or default_duckdb_file(), args.dataset_name, project_id=args.project, tz=args.tz)
     print(format_report_text(result))
     if args.html:
-        print(f"\nHTML report: {args.html}")
+        write_html(result, args.html)
+        print(f"\nHTML report written to {Path(args.html).absolute()}")
     return EXIT_OK
 
 
 # -- errors ----------------------------------------------------------------------------------------
-def explain(exc: BaseException) -> tuple[int, str]:
-    """Exit code and one line for any failure, looking through the wrappers dlt puts around errors."""
+def error_chain(exc: BaseException) -> list[BaseException]:
+    """`exc` and every error behind it: causes, contexts, and the `exception` dlt's step errors wrap."""
     seen: set[int] = set()
     chain: list[BaseException] = []
     todo: list[BaseException | None] = [exc]
@@ -199,31 +349,65 @@ def explain(exc: BaseException) -> tuple[int, str]:
         seen.add(id(current))
         chain.append(current)
         todo.extend([getattr(current, "exception", None), current.__cause__, current.__context__])
+    return chain
+
+
+_OS_ERROR_TEXT = re.compile(r"""["']?(?P<path>/[^"':]*)["']?:?\s*(?P<reason>Permission denied|Read-only file system)""")
+
+
+def explain(exc: BaseException) -> tuple[int, str]:
+    """Exit code and one line for any failure, looking through the wrappers dlt puts around errors."""
+    chain = error_chain(exc)
+    if any(isinstance(error, KeyboardInterrupt) for error in chain):  # dlt's SignalReceivedException is one too
+        return EXIT_INTERRUPTED, INTERRUPTED
     for error in chain:
         if isinstance(error, PostHogSourceError):
-            return error.exit_code, str(error)
+            message = str(error)
+            if isinstance(error, PermissionDeniedError) and error.scope and "add the scope" not in message:
+                message += f"; add the scope '{error.scope}' to the key"
+            return error.exit_code, message
+    for error in reversed(chain):  # innermost first: the OS error, not dlt's "failed at stage load"
+        if isinstance(error, OSError) and error.errno in _UNWRITABLE:
+            target = error.filename or "the destination"
+            folder = Path(str(target)).parent if error.filename else None
+            where = f" (folder {folder})" if folder is not None else ""
+            return EXIT_BAD_INPUT, f"cannot write {target}{where}: {error.strerror}; check the path and its permissions"
     for error in chain:
         name = type(error).__name__
         text = str(error)
         if name == "ConfigFieldMissingException":
-            return EXIT_BAD_INPUT, (
-                "the PostHog API key is not configured; set SOURCES__POSTHOG__API_KEY or "
-                "api_key under [sources.posthog] in .dlt/secrets.toml"
-                if "api_key" in text
-                else f"missing configuration: {text.splitlines()[0]}"
-            )
+            if "api_key" in text:
+                return EXIT_BAD_INPUT, (
+                    "the PostHog API key is not configured; set SOURCES__POSTHOG__API_KEY or "
+                    "api_key under [sources.posthog] in .dlt/secrets.toml"
+                )
+            if "bucket_url" in text:
+                return EXIT_BAD_INPUT, (
+                    "the filesystem destination needs a bucket_url; set DESTINATION__FILESYSTEM__BUCKET_URL or "
+                    "bucket_url under [destination.filesystem] in .dlt/config.toml"
+                )
+            return EXIT_BAD_INPUT, f"missing configuration: {text.splitlines()[0]}"
         if type(error).__module__.split(".")[0] in ("tomlkit", "tomllib", "toml") or "TomlDecodeError" in name:
             return EXIT_BAD_INPUT, f"a .dlt config file has a syntax error ({text.splitlines()[0]}); fix it"
         if "Could not set lock" in text or "Conflicting lock" in text:
             return EXIT_BAD_INPUT, (
                 "the DuckDB file is in use by another process; close it (or wait for the other run) and try again"
             )
-        if isinstance(error, OSError) and error.errno in _UNWRITABLE:
+        if name == "DestinationCapabilitiesException" and "merge strategy" in text:
             return EXIT_BAD_INPUT, (
-                f"cannot write {error.filename} ({error.strerror}); check the path and its permissions"
+                f"{text.splitlines()[0]}; with --table-format, choose --resources whose tables append, upsert or "
+                "replace (events, projects, organizations)"
             )
-        if "read-only" in text.lower() or "Permission denied" in text or "readonly" in text.lower():
-            return EXIT_BAD_INPUT, f"cannot write to the destination ({text.splitlines()[0]}); check the path"
+    for error in reversed(chain):
+        match = _OS_ERROR_TEXT.search(str(error))
+        if match:
+            path = match.group("path").strip()
+            return EXIT_BAD_INPUT, (
+                f"cannot write {path} (folder {Path(path).parent}): {match.group('reason')}; check the path and its "
+                "permissions"
+            )
+    for error in chain:
+        name = type(error).__name__
         if name == "ConnectionError" or name.endswith("ConnectionError"):
             return EXIT_BAD_INPUT, "cannot reach the PostHog host; check host (us, eu or your URL) and the network"
     first = chain[-1] if chain else exc
@@ -263,10 +447,39 @@ def add_verify_parser(commands: Any, common: Callable[[argparse.ArgumentParser],
     verify_parser.set_defaults(handler=cmd_verify)
 
 
+# -- the parser ------------------------------------------------------------------------------------
+class Parser(argparse.ArgumentParser):
+    """argparse with whole option names only (no `--start-dat`) and a one-line error, exit 2."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"error: {message} (see {self.prog} --help)\n")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, got '{text}'")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="posthog-pipeline", description="Load PostHog into a warehouse with dlt.")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = Parser(prog="posthog-pipeline", description="Load PostHog into a warehouse with dlt.")
+    debug_help = "show tracebacks and debug logs"
+    parser.add_argument("--debug", action="store_true", help=debug_help)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        # also after the command; SUPPRESS keeps a --debug given before it
+        sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=debug_help)
+        return sub
 
     def common(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--projects", help="comma list of project ids (default: every project the key reads)")
@@ -275,10 +488,11 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--table-format", choices=("delta", "iceberg"),
                          help="filesystem destination: write Delta or Iceberg tables instead of parquet files")
         sub.add_argument("--pipeline-name", default=DEFAULT_PIPELINE_NAME)
-        sub.add_argument("--workers", type=int, help="parallel HogQL walks (default 4, within PostHog's limits)")
+        sub.add_argument("--workers", type=positive_int,
+                         help="parallel HogQL walks (default 4, within PostHog's limits)")
         sub.add_argument("--progress", action="store_true", help="log dlt progress every 10 s")
 
-    run_parser = commands.add_parser("run", help="incremental run of every (or the chosen) table")
+    run_parser = command("run", "incremental run of every (or the chosen) table")
     common(run_parser)
     run_parser.add_argument("--resources", help=f"comma list of tables to load (default all): {', '.join(ALL_TABLES)}")
     run_parser.add_argument("--start-date", help="first run's lower bound for events (ISO date)")
@@ -290,7 +504,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run_parser.set_defaults(handler=cmd_run)
 
-    backfill_parser = commands.add_parser("backfill", help="load a range of events in parallel windows, resumable")
+    backfill_parser = command("backfill", "load a range of events in parallel windows, resumable")
     common(backfill_parser)
     backfill_parser.set_defaults(pipeline_name=f"{DEFAULT_PIPELINE_NAME}_backfill")
     backfill_parser.add_argument("--start-date", required=True, help="first event timestamp to load (ISO date)")
@@ -304,18 +518,18 @@ def build_parser() -> argparse.ArgumentParser:
     backfill_parser.add_argument("--no-handover", action="store_true", help="do not start the incremental cursor")
     backfill_parser.set_defaults(handler=cmd_backfill)
 
-    check_parser = commands.add_parser("check", help="verify host, key, scopes and projects")
+    check_parser = command("check", "verify host, key, scopes and projects")
     check_parser.add_argument("--projects")
     check_parser.set_defaults(handler=cmd_check)
 
-    demo_parser = commands.add_parser("demo", help="everything against the bundled local PostHog, no credentials")
+    demo_parser = command("demo", "everything against the bundled local PostHog, no credentials")
     demo_parser.add_argument("--duckdb", default="posthog_demo.duckdb", help="DuckDB file to write")
-    demo_parser.add_argument("--events", type=int, default=300_000)
+    demo_parser.add_argument("--events", type=positive_int, default=300_000)
     demo_parser.add_argument("--seed", type=int, default=1)
     demo_parser.add_argument("--html", help="where to write the HTML report (default: next to the DuckDB file)")
     demo_parser.set_defaults(handler=cmd_demo)
 
-    report_parser = commands.add_parser("report", help="run the sql/ models on the DuckDB file and show them")
+    report_parser = command("report", "run the sql/ models on the DuckDB file and show them")
     report_parser.add_argument(
         "--duckdb", help=f"DuckDB file to read (default: as `run` writes, {DEFAULT_DUCKDB_FILE})"
     )
@@ -335,21 +549,28 @@ def release_memory_promptly() -> None:
         pa.set_memory_pool(pa.system_memory_pool())
 
 
+def let_interrupts_through() -> None:
+    """dlt catches the first SIGINT of its normalize and load steps, drains, and may then finish with exit 0
+    as if nothing happened. We let Ctrl-C raise KeyboardInterrupt everywhere instead (dlt still waits for
+    running load jobs), so every interrupt ends the same way: one line and exit 130, state resumable."""
+    os.environ.setdefault("RUNTIME__INTERCEPT_SIGNALS", "false")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     release_memory_promptly()
-    args = build_parser().parse_args(argv)
-    setup_logging(args.debug)
-    handler: Callable[[argparse.Namespace], int] = args.handler
+    let_interrupts_through()
+    debug = False
     try:
+        args = build_parser().parse_args(argv)
+        debug = args.debug
+        setup_logging(debug)
+        handler: Callable[[argparse.Namespace], int] = args.handler
         return handler(args)
-    except KeyboardInterrupt:
-        print("interrupted; nothing loaded was damaged and the next run continues", file=sys.stderr)
-        return 130
+    except SystemExit:
+        raise
     except BaseException as exc:  # noqa: BLE001 - every failure becomes one line and an exit code
-        if isinstance(exc, SystemExit):
-            raise
         code, message = explain(exc)
-        if args.debug:
+        if debug and code != EXIT_INTERRUPTED:
             print(scrub("".join(traceback.format_exception(exc))), file=sys.stderr)
-        print(f"error: {scrub(message)}", file=sys.stderr)
+        print(message if code == EXIT_INTERRUPTED else f"error: {scrub(message)}", file=sys.stderr)
         return code

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import shlex
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -12,6 +15,7 @@ import duckdb
 
 from fake_posthog import FakePostHog, World
 from pipelines.report import format_report_text, run_report
+from pipelines.report_html import write_html
 from pipelines.runner import DEFAULT_DATASET, RunOptions, run
 
 log = logging.getLogger("pipelines")
@@ -47,12 +51,21 @@ def run_demo(duckdb_path: str, events: int = 300_000, seed: int = 1, html_path: 
     elapsed = time.monotonic() - started
     print(f"\nloaded into {target} in {elapsed:.1f} s")
     print_table_totals(str(target))
-    report = run_report(str(target), DEFAULT_DATASET, html_path=str(html))
+    report = run_report(str(target), DEFAULT_DATASET)
+    write_html(report, str(html))
     print()
     print(format_report_text(report, max_rows=5))
-    print(f"\nHTML report with charts: {html}")
-    print(f"explore: duckdb {target}  (tables in schema '{DEFAULT_DATASET}')")
+    print(f"\nHTML report written to {html}")
+    print(f"report again: {shlex.quote(sys.executable)} -m pipelines report --duckdb {shlex.quote(str(target))}")
+    print(f"explore:      {explore_command(target)}")
     return 0
+
+
+def explore_command(target: Path) -> str:
+    """A command that works wherever the demo ran: this Python (which has duckdb) listing the tables, rather than
+    a `duckdb` command line that may not be installed."""
+    code = f'import duckdb; duckdb.connect({json.dumps(str(target))}, read_only=True).sql("SHOW ALL TABLES").show()'
+    return f"{shlex.quote(sys.executable)} -c {shlex.quote(code)}"
 
 
 def print_table_totals(duckdb_path: str) -> None:

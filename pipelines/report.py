@@ -116,7 +116,6 @@ class ReportResult:
     window_days: int
     models: dict[str, ModelResult]
     project_names: dict[int, str] = field(default_factory=dict)
-    html_path: str | None = None
 
     def project_ids(self) -> list[int]:
         """Projects that appear in any model's output (or the one asked for)."""
@@ -277,13 +276,13 @@ def run_report(
     duckdb_path: str,
     dataset: str = "posthog",
     project_id: int | None = None,
-    html_path: str | None = None,
     tz: str = "UTC",
     funnel_steps: list[str] | None = None,
     window_days: int = DEFAULT_WINDOW_DAYS,
     top_n: int = DEFAULT_TOP_N,
 ) -> ReportResult:
-    """Run every model over the dataset; write the HTML page too when ``html_path`` is given.
+    """Run every model over the dataset and return the results; the caller prints them or writes the HTML
+    page (``pipelines.report_html.write_html``), so this module needs nothing of the HTML one.
 
     Periods (days, weeks, months) are cut in ``tz``; instants stay UTC. Without ``funnel_steps`` the
     funnel is ``$pageview`` followed by the two most frequent custom events.
@@ -319,12 +318,7 @@ def run_report(
         window_days=window_days,
         models=results,
         project_names=names,
-        html_path=html_path,
     )
-    if html_path is not None:
-        from pipelines.report_html import write_html
-
-        write_html(report, html_path)
     return report
 
 
@@ -385,6 +379,4 @@ def format_report_text(result: ReportResult, max_rows: int = 8) -> str:
         out.append(format_table(res.columns, res.rows[:max_rows]))
         if len(res.rows) > max_rows:
             out.append(f"... {len(res.rows) - max_rows} more rows")
-    if result.html_path:
-        out += ["", f"HTML report written to {result.html_path}"]
     return "\n".join(out)

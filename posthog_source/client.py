@@ -1,18 +1,30 @@
 """The one HTTP client every resource shares: auth, timeouts, retries, 429 waits, PostHog's errors.
 
-PostHog's error envelope is `{"type", "code", "detail", "attr"}` (posthog-api.md §5); each status we
-act on becomes its own exception carrying PostHog's `detail`, so the CLI can print one clear line.
+A request is three small steps (docs: posthog-api.md §4-5):
+1. `classify(answer)`: a response or a transport error becomes `Done(value)`, `Retry(after, reason, kind)` or
+   `Raise(error)`. Pure: no sleeping, no counters, so every status PostHog sends has a unit test.
+2. the wait: each kind of retry has its own budget. Transient faults (5xx, timeouts, dropped connections, cut
+   bodies) share `max_attempts`; 429s never use those attempts, they wait as long as PostHog says, up to
+   `max_rate_limit_wait` in total per request; a HogQL query that is too big (504/512/513) is tried once more,
+   then `QueryTooLargeError` lets the caller split it.
+3. the loop in `PostHogClient.request`, which sends, classifies and waits until Done or Raise.
+PostHog's error envelope is `{"type", "code", "detail", "attr"}`; each status we act on becomes its own
+exception carrying PostHog's `detail`, so the CLI can print one clear line.
 """
 
 from __future__ import annotations
 
+import email.utils
+import enum
 import logging
+import math
 import random
 import re
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -20,8 +32,10 @@ import orjson
 import pendulum
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import LocationParseError
 
 from posthog_source import settings
+from posthog_source.config import check_api_key, resolve_host
 from posthog_source.errors import (
     AuthenticationError,
     BadRequestError,
@@ -29,6 +43,8 @@ from posthog_source.errors import (
     NotFoundError,
     PermissionDeniedError,
     PostHogSourceError,
+    QueryTooLargeError,
+    QuotaExceededError,
     RateLimitWaitTooLong,
     TransientHTTPError,
 )
@@ -38,23 +54,152 @@ logger = logging.getLogger("posthog_source")
 
 _EXPECTED_AVAILABLE = re.compile(r"Expected available in (\d+(?:\.\d+)?) seconds?")
 _MISSING_SCOPE = re.compile(r"missing required scope '([^']+)'")
-_TRANSIENT_STATUSES = frozenset({500, 502, 503, 504, 512, 520, 521, 522, 524})
+_CONCURRENCY = "concurrency limit"
+# ClickHouse gave up on a HogQL query: timeout, estimated time too long, memory limit (posthog-api.md §5, §9).
+QUERY_TOO_LARGE_STATUSES = frozenset({504, 512, 513})
+# A 429 that names no wait (the concurrency limit) or names 0 s still waits this long, so it cannot spin.
+MIN_RATE_LIMIT_WAIT_SECONDS = 1.0
 
 
-def parse_retry_wait(headers: Mapping[str, str], body: bytes) -> float | None:
-    """Seconds PostHog asks us to wait: `Retry-After` if present, else the body's "Expected available in N
-    seconds", else None (the caller backs off exponentially)."""
-    retry_after = headers.get("Retry-After")
-    if retry_after:
+# -- step 1: classify --------------------------------------------------------------------------------
+class RetryKind(enum.Enum):
+    """Which budget a retry draws on."""
+
+    TRANSIENT = "transient"  # 5xx, timeouts, dropped connections, cut bodies: max_attempts
+    CONNECTION = "connection"  # no connection at all: like TRANSIENT, but a host never reached fails fast
+    RATE_LIMIT = "rate_limit"  # 429: max_rate_limit_wait seconds in total, attempts untouched
+    TOO_LARGE = "too_large"  # HogQL 504/512/513: one more try, then QueryTooLargeError
+
+
+@dataclass(frozen=True)
+class Done:
+    """A 2xx whose body parsed: `value` is what `parse` returned."""
+
+    value: Any
+
+
+@dataclass(frozen=True)
+class Retry:
+    """Try again after `after` seconds (None: the client's exponential backoff). `reason` is for logs and
+    for the error raised once the kind's budget is spent; `status` is the HTTP status, if any."""
+
+    after: float | None
+    reason: str
+    kind: RetryKind = RetryKind.TRANSIENT
+    status: int | None = None
+
+
+@dataclass(frozen=True)
+class Raise:
+    """Stop: retrying cannot help. `error` carries one line for the user."""
+
+    error: PostHogSourceError
+
+
+Outcome = Done | Retry | Raise
+
+
+def classify(
+    answer: requests.Response | BaseException,
+    what: str,
+    parse: Callable[[bytes], Any] = orjson.loads,
+    hogql: bool = False,
+    now: datetime | None = None,
+) -> Outcome:
+    """What to do with one answer to a request for `what` ("feature_flags of project 2"). `answer` is the
+    response or the transport error `requests` raised; `hogql` marks the query endpoint, where 504/512/513
+    mean the query is too big rather than a passing fault."""
+    if isinstance(answer, BaseException):
+        return _classify_exception(answer, what)
+    status = answer.status_code
+    content = answer.content or b""
+    if 200 <= status < 300:
         try:
-            return max(0.0, float(retry_after))
+            return Done(parse(content))
+        except orjson.JSONDecodeError:
+            if content.lstrip()[:1] == b"<":
+                return Raise(ConfigurationError(
+                    f"the host answered {what} with a web page, not PostHog's API; set host to PostHog's base "
+                    "URL ('us', 'eu' or your instance, such as https://posthog.example.com)"
+                ))
+            return Retry(None, "response body cut short", status=status)
+    if status == 429:
+        detail = error_detail(content)
+        if _CONCURRENCY in detail.lower():
+            return Retry(None, "too many queries at once", RetryKind.RATE_LIMIT, status)
+        return Retry(parse_retry_wait(answer.headers, content, now), "throttled", RetryKind.RATE_LIMIT, status)
+    if status >= 500:
+        after = parse_retry_wait(answer.headers, b"", now)  # 503 database_unavailable sends Retry-After: 1
+        if hogql and status in QUERY_TOO_LARGE_STATUSES:
+            return Retry(after, f"HTTP {status}: {_short_detail(content)}", RetryKind.TOO_LARGE, status)
+        return Retry(after, f"HTTP {status}", status=status)
+    return Raise(error_for(status, content, what))
+
+
+def _classify_exception(error: BaseException, what: str) -> Outcome:
+    if isinstance(error, requests.exceptions.InvalidHeader):
+        return Raise(ConfigurationError(
+            "the API key contains characters that cannot be sent (a space or line break?); paste the key again"
+        ))
+    if isinstance(error, requests.exceptions.InvalidURL | requests.exceptions.MissingSchema
+                  | requests.exceptions.InvalidSchema | LocationParseError):
+        return Raise(ConfigurationError(
+            "host is not a valid URL; use 'us', 'eu' or a base URL such as https://posthog.example.com"
+        ))
+    if isinstance(error, requests.exceptions.ConnectTimeout):
+        return Retry(None, "timed out", RetryKind.CONNECTION)
+    if isinstance(error, requests.exceptions.Timeout):
+        return Retry(None, "no answer within the read timeout")
+    if isinstance(error, requests.exceptions.ChunkedEncodingError | requests.exceptions.ContentDecodingError):
+        return Retry(None, "connection dropped mid-answer")
+    if isinstance(error, requests.ConnectionError):
+        return Retry(None, connection_reason(error), RetryKind.CONNECTION)
+    return Raise(PostHogSourceError(f"the request for {what} failed ({type(error).__name__}); rerun with --debug"))
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds from a `Retry-After` value: delay-seconds, an HTTP date (RFC 9110, `Wed, 21 Oct 2026 07:28:00
+    GMT`) or an ISO 8601 instant; None when it is none of these. A date in the past means 0."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None
+    when: datetime | None = None
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        try:
+            when = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
         except ValueError:
-            try:
-                return max(0.0, pendulum.parse(retry_after).diff(pendulum.now("UTC"), False).in_seconds())
-            except Exception:  # noqa: BLE001 - an unparseable header falls back to the body
-                pass
+            return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)  # RFC 9110 dates are GMT; an ISO instant without offset is read as UTC
+    delta = (when - (now or datetime.now(UTC))).total_seconds()
+    return max(0.0, delta) if math.isfinite(delta) else None
+
+
+def parse_retry_wait(headers: Mapping[str, str], body: bytes, now: datetime | None = None) -> float | None:
+    """Seconds PostHog asks us to wait: `Retry-After` if it parses, else the body's "Expected available in N
+    seconds", else None (the caller backs off exponentially). PostHog sends the header only sometimes
+    (posthog-api.md §4)."""
+    wait = parse_retry_after(headers.get("Retry-After"), now)
+    if wait is not None:
+        return wait
     match = _EXPECTED_AVAILABLE.search(body.decode("utf-8", "replace"))
     return float(match.group(1)) if match else None
+
+
+def _envelope(body: bytes) -> dict[str, Any]:
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
 
 
 def error_detail(body: bytes) -> str:
@@ -66,6 +211,62 @@ def error_detail(body: bytes) -> str:
     if isinstance(parsed, dict) and parsed.get("detail"):
         return str(parsed["detail"])
     return str(parsed)[:200]
+
+
+def _short_detail(body: bytes) -> str:
+    """The detail of a 5xx for a log line: PostHog's `detail`, or "no details" for an HTML error page."""
+    if body.lstrip()[:1] == b"<" or not body.strip():
+        return "no details"
+    return " ".join(error_detail(body).split())[:160]
+
+
+def error_for(status: int, content: bytes, what: str) -> PostHogSourceError:
+    """The exception for a 4xx PostHog will not change its mind about, with what to do in one line."""
+    detail = error_detail(content)
+    code = str(_envelope(content).get("code") or "")
+    if status == 401:
+        if code == "not_authenticated":
+            return AuthenticationError(
+                f"PostHog received no API key ({detail}); if a proxy sits between, let it pass the "
+                "Authorization header"
+            )
+        return AuthenticationError(
+            f"PostHog rejected the API key ({detail}); set a valid personal API key (phx_...) in "
+            "SOURCES__POSTHOG__API_KEY or .dlt/secrets.toml"
+        )
+    if status == 402:
+        return QuotaExceededError(
+            f"PostHog refused {what} for billing reasons ({detail}); check the organisation's plan and query "
+            "quota in PostHog's billing settings, then run again"
+        )
+    if status == 403:
+        scope_match = _MISSING_SCOPE.search(detail)
+        if scope_match:  # the advice (add the scope) is added once, by whoever reports it (skip or CLI)
+            return PermissionDeniedError(f"PostHog refused {what}: {detail}", scope=scope_match.group(1))
+        if "requested project" in detail:
+            hint = "give the key access to that project, or leave it out of project_ids"
+        elif "does not support Personal API Key" in detail:
+            hint = "PostHog does not serve this to personal API keys"
+        else:
+            hint = "check the key's scopes and projects"
+        return PermissionDeniedError(f"PostHog refused {what}: {detail} ({hint})")
+    if status == 404:
+        return NotFoundError(f"PostHog found no {what} ({detail}); check host and project_ids")
+    if status == 400:
+        return BadRequestError(f"PostHog refused {what}: {detail}")
+    return PostHogSourceError(f"PostHog answered HTTP {status} on {what}: {detail}")
+
+
+def connection_reason(exc: BaseException) -> str:
+    """The innermost cause of a connection error, without the request's URL or headers."""
+    while exc.__context__ is not None and exc.__context__ is not exc:
+        exc = exc.__context__
+    text = str(exc)
+    for marker in ("Name or service not known", "Connection refused", "timed out", "No route to host",
+                   "Temporary failure in name resolution", "certificate verify failed", "Connection reset"):
+        if marker in text:
+            return marker.lower()
+    return type(exc).__name__
 
 
 def request_class(path: str) -> str:
@@ -88,6 +289,17 @@ class ClientStats:
     by_class: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass
+class _Tally:
+    """What one request has used of each retry budget."""
+
+    attempts: int = 0  # answers that were not 429s
+    connection_failures: int = 0
+    too_large: int = 0
+    throttled: int = 0
+    rate_limit_waited: float = 0.0
+
+
 class PostHogClient:
     """Thin wrapper over one `requests.Session` for PostHog's private API."""
 
@@ -103,11 +315,11 @@ class PostHogClient:
         sleep: Callable[[float], None] = time.sleep,
         pool_size: int = 16,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        self.base_url = resolve_host(base_url)
         self._origin = urlsplit(self.base_url)
         self.limiter = limiter
         self.max_rate_limit_wait = max_rate_limit_wait
-        self.max_attempts = max_attempts
+        self.max_attempts = max(1, max_attempts)
         self.timeout = timeout
         self.backoff_base = backoff_base
         self._sleep = sleep
@@ -118,9 +330,11 @@ class PostHogClient:
         adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
-        self.session.headers.update(
-            {"Authorization": f"Bearer {api_key}", "User-Agent": settings.USER_AGENT, "Accept": "application/json"}
-        )
+        self.session.headers.update({
+            "Authorization": f"Bearer {check_api_key(api_key)}",
+            "User-Agent": settings.USER_AGENT,
+            "Accept": "application/json",
+        })
 
     # -- public helpers -------------------------------------------------------------------------
     def get(self, path_or_url: str, params: Mapping[str, Any] | None = None, what: str = "") -> Any:
@@ -145,7 +359,7 @@ class PostHogClient:
     def close(self) -> None:
         self.session.close()
 
-    # -- the retry loop -------------------------------------------------------------------------
+    # -- step 3: the loop -----------------------------------------------------------------------
     def request(
         self,
         method: str,
@@ -155,55 +369,20 @@ class PostHogClient:
         what: str = "",
         parse: Callable[[bytes], Any] = orjson.loads,
     ) -> Any:
-        """Send one request with retries; returns the parsed JSON of a 2xx. A body cut short by a dropped
-        connection fails to parse and is retried like any other transient fault."""
+        """Send one request until PostHog answers it or a budget is spent; returns `parse` of a 2xx body."""
         url = self.url_for(path_or_url)
         klass = request_class(urlsplit(url).path)
         what = what or urlsplit(url).path
         data = orjson.dumps(body) if body is not None else None
         headers = {"Content-Type": "application/json"} if data is not None else None
-        for attempt in range(1, self.max_attempts + 1):
-            problem: str
-            wait: float | None = None
-            try:
-                response = self._send(klass, method, url, params, data, headers)
-            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
-                problem = f"{type(exc).__name__}"
-                if not self._reached and attempt >= 2 and isinstance(exc, requests.ConnectionError):
-                    raise ConfigurationError(
-                        f"cannot reach PostHog at {self.base_url} ({_reason(exc)}); check host "
-                        "('us', 'eu' or your instance's URL) and the network"
-                    ) from None
-            else:
-                self._reached = True
-                status = response.status_code
-                content = response.content
-                if 200 <= status < 300:
-                    try:
-                        return parse(content)
-                    except orjson.JSONDecodeError:
-                        problem = "truncated response body"
-                elif status == 429:
-                    self._count(throttled=True)
-                    wait = parse_retry_wait(response.headers, content)
-                    self._wait_for_rate_limit(klass, wait, attempt, what)
-                    continue
-                elif status in _TRANSIENT_STATUSES:
-                    problem = f"HTTP {status}"
-                    wait = parse_retry_wait(response.headers, content) if status == 503 else None
-                else:
-                    raise _error_for(status, content, what)
-            if attempt == self.max_attempts:
-                raise TransientHTTPError(
-                    f"PostHog kept failing on {what} ({problem}) after {attempt} attempts; "
-                    "nothing was lost: run again later"
-                )
-            delay = wait if wait is not None else self._backoff(attempt)
-            logger.info("%s on %s; retrying in %.1f s (attempt %d/%d)", problem, what, delay, attempt,
-                        self.max_attempts)
-            self._count(retry=True)
-            self._sleep(delay)
-        raise AssertionError("unreachable")
+        tally = _Tally()
+        while True:
+            outcome = classify(self._send(klass, method, url, params, data, headers), what, parse, klass == "query")
+            if isinstance(outcome, Done):
+                return outcome.value
+            if isinstance(outcome, Raise):
+                raise outcome.error
+            self._wait(outcome, tally, klass, what)
 
     def _send(
         self,
@@ -213,34 +392,87 @@ class PostHogClient:
         params: Mapping[str, Any] | None,
         data: bytes | None,
         headers: Mapping[str, str] | None,
-    ) -> requests.Response:
-        if self.limiter is None:
-            response = self.session.request(method, url, params=params, data=data, headers=headers,
-                                            timeout=self.timeout)
-            response.content  # noqa: B018 - read the body inside the try of the caller
-        else:
-            with self.limiter.slot(klass):
-                response = self.session.request(method, url, params=params, data=data, headers=headers,
-                                                timeout=self.timeout)
-                response.content  # noqa: B018 - the slot is held until the body has arrived
+    ) -> requests.Response | requests.RequestException | LocationParseError:
+        """One HTTP exchange, body included (the limiter's slot is held until the body has arrived)."""
+        try:
+            if self.limiter is None:
+                response = self._exchange(method, url, params, data, headers)
+            else:
+                with self.limiter.slot(klass):
+                    response = self._exchange(method, url, params, data, headers)
+        except (requests.RequestException, LocationParseError) as exc:
+            return exc
+        self._reached = True
         self._count(klass=klass)
         return response
 
-    def _wait_for_rate_limit(self, klass: str, wait: float | None, attempt: int, what: str) -> None:
-        if wait is None:
-            wait = self._backoff(attempt)
-        if wait > self.max_rate_limit_wait:
+    def _exchange(
+        self, method: str, url: str, params: Mapping[str, Any] | None, data: bytes | None,
+        headers: Mapping[str, str] | None,
+    ) -> requests.Response:
+        response = self.session.request(method, url, params=params, data=data, headers=headers, timeout=self.timeout)
+        response.content  # noqa: B018 - read the body here, so a cut body is a transport error of this try
+        return response
+
+    # -- step 2: the wait -----------------------------------------------------------------------
+    def _wait(self, retry: Retry, tally: _Tally, klass: str, what: str) -> None:
+        """Sleep as `retry` asks, or raise when its kind's budget for this request is spent."""
+        if retry.kind is RetryKind.RATE_LIMIT:
+            self._wait_for_rate_limit(retry, tally, klass, what)
+            return
+        tally.attempts += 1
+        if retry.kind is RetryKind.TOO_LARGE:
+            tally.too_large += 1
+            if tally.too_large >= 2:
+                raise QueryTooLargeError(
+                    f"PostHog could not finish {what} ({retry.reason}): the query reads too much at once; "
+                    "a shorter window or smaller page_size helps",
+                    status=retry.status or 0,
+                )
+        if retry.kind is RetryKind.CONNECTION and not self._reached:
+            tally.connection_failures += 1
+            if tally.connection_failures >= 2:
+                raise ConfigurationError(
+                    f"cannot reach PostHog at {self.base_url} ({retry.reason}); check host ('us', 'eu' or "
+                    "your instance's URL) and the network"
+                )
+        if tally.attempts >= self.max_attempts:
+            raise TransientHTTPError(
+                f"PostHog kept failing on {what} ({retry.reason}) after {tally.attempts} attempts; "
+                "nothing was lost: run again later"
+            )
+        delay = retry.after if retry.after is not None else self._backoff(tally.attempts)
+        logger.info("%s on %s; retrying in %.1f s (attempt %d/%d)", retry.reason, what, delay, tally.attempts,
+                    self.max_attempts)
+        self._count(retry=True)
+        self._sleep(delay)
+
+    def _wait_for_rate_limit(self, retry: Retry, tally: _Tally, klass: str, what: str) -> None:
+        tally.throttled += 1
+        self._count(throttled=True)
+        wait = retry.after if retry.after is not None else self._backoff(tally.throttled)
+        wait = max(wait, MIN_RATE_LIMIT_WAIT_SECONDS)
+        total = tally.rate_limit_waited + wait
+        if total > self.max_rate_limit_wait:
+            over = "" if tally.throttled == 1 else f" over {tally.throttled} answers"
             raise RateLimitWaitTooLong(
-                f"PostHog rate-limited {what} for {wait:.0f} s, more than max_rate_limit_wait "
+                f"PostHog rate-limited {what} for {total:.0f} s{over}, more than max_rate_limit_wait "
                 f"({self.max_rate_limit_wait:.0f} s); stopped cleanly, run again later to continue"
             )
+        tally.rate_limit_waited = total
         until = pendulum.now("UTC").add(seconds=wait).format("HH:mm:ss")
-        logger.warning("PostHog rate limit on %s: waiting %.0f s (until %s UTC)", what, wait, until)
-        if self.limiter is not None:
-            self.limiter.pause(klass, wait)
+        why = "" if retry.reason == "throttled" else f" ({retry.reason})"
+        logger.warning("PostHog rate limit%s on %s: waiting %.0f s (until %s UTC)", why, what, wait, until)
+        paused = None
+        if self.limiter is not None and retry.reason == "throttled":
+            paused = self.limiter.pause(klass, wait)  # every thread of this class holds back, not only this one
         with self._stats_lock:
             self.stats.waited_seconds += wait
-        self._sleep(wait)
+        try:
+            self._sleep(wait)
+        finally:
+            if paused is not None and self.limiter is not None:
+                self.limiter.end_pause(klass, paused)
 
     def _backoff(self, attempt: int) -> float:
         delay = min(settings.BACKOFF_MAX_SECONDS, self.backoff_base * 2 ** (attempt - 1))
@@ -253,34 +485,3 @@ class PostHogClient:
                 self.stats.by_class[klass] = self.stats.by_class.get(klass, 0) + 1
             self.stats.retries += retry
             self.stats.throttled += throttled
-
-
-def _reason(exc: BaseException) -> str:
-    """The innermost cause of a connection error, without the request's URL or headers."""
-    while exc.__context__ is not None and exc.__context__ is not exc:
-        exc = exc.__context__
-    text = str(exc)
-    for marker in ("Name or service not known", "Connection refused", "timed out", "No route to host",
-                   "Temporary failure in name resolution", "certificate verify failed"):
-        if marker in text:
-            return marker.lower()
-    return type(exc).__name__
-
-
-def _error_for(status: int, content: bytes, what: str) -> PostHogSourceError:
-    detail = error_detail(content)
-    if status == 401:
-        return AuthenticationError(
-            f"PostHog rejected the API key ({detail}); set a valid personal API key (phx_...) in "
-            "SOURCES__POSTHOG__API_KEY or .dlt/secrets.toml"
-        )
-    if status == 403:
-        scope_match = _MISSING_SCOPE.search(detail)
-        scope = scope_match.group(1) if scope_match else None
-        hint = f"add the scope '{scope}' to the key" if scope else "check the key's scopes and projects"
-        return PermissionDeniedError(f"PostHog refused {what}: {detail} ({hint})", scope=scope)
-    if status == 404:
-        return NotFoundError(f"PostHog has no {what}: {detail}")
-    if status == 400:
-        return BadRequestError(f"PostHog refused {what}: {detail}")
-    return PostHogSourceError(f"PostHog answered HTTP {status} on {what}: {detail}")

@@ -20,35 +20,60 @@ _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
 _DURATION_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
+# Where a personal API key is created (docs/posthog-api.md, "Keys and scopes").
+PERSONAL_KEY_HELP = (
+    "create a personal API key (phx_...) in PostHog under Settings > Personal API keys "
+    "(https://us.posthog.com/settings/user-api-keys) and set it as SOURCES__POSTHOG__API_KEY or api_key "
+    "in .dlt/secrets.toml"
+)
+_HOSTNAME = re.compile(r"[A-Za-z0-9.-]+")
+_IPV6 = re.compile(r"[0-9A-Fa-f:.]+")
+
+
+def check_api_key(api_key: str | None) -> str:
+    """The key, stripped; a missing key or a project token is refused before any request is sent."""
+    key = str(api_key or "").strip()
+    if not key:
+        raise ConfigurationError(
+            "no PostHog API key; set SOURCES__POSTHOG__API_KEY or api_key in .dlt/secrets.toml "
+            "(a personal API key, phx_...)"
+        )
+    if key.startswith("phc_"):
+        raise AuthenticationError(
+            "the API key is a project token (phc_...), which only sends events to PostHog; " + PERSONAL_KEY_HELP
+        )
+    return key
+
+
 def resolve_host(host: str | None) -> str:
     """`us`, `eu` or a full base URL -> base URL without trailing slash. Plain http is refused unless
-    the host is loopback, because the personal API key travels in a header."""
-    host = (host or settings.DEFAULT_HOST).strip()
-    if host.lower() in settings.HOST_SHORTCUTS:
-        return settings.HOST_SHORTCUTS[host.lower()]
+    the host is loopback, because the personal API key travels in a header. A host ending in /api is the
+    most common mistake (the API's paths already start with /api), so it is named."""
+    text = str(host or settings.DEFAULT_HOST).strip()
+    if text.lower() in settings.HOST_SHORTCUTS:
+        return settings.HOST_SHORTCUTS[text.lower()]
     try:
-        parts = urlsplit(host)
-        hostname = parts.hostname
-        parts.port  # noqa: B018 - raises on a port that is not a number
+        parts = urlsplit(text)
+        hostname = parts.hostname or ""
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
     except ValueError:
-        hostname = None
-    if hostname is None or parts.scheme not in ("http", "https"):
+        parts, hostname = urlsplit(""), ""
+    valid_name = _HOSTNAME.fullmatch(hostname) or (":" in hostname and _IPV6.fullmatch(hostname))
+    if parts.scheme not in ("http", "https") or not valid_name:
         raise ConfigurationError(
-            f"host '{host}' is not a URL; use 'us', 'eu' or a full base URL such as https://posthog.example.com"
+            f"host '{text}' is not a valid URL; use 'us', 'eu' or a base URL such as https://posthog.example.com"
         )
     if parts.scheme == "http" and not _is_loopback(hostname):
         raise ConfigurationError(
-            f"host '{host}' uses plain http; the API key would travel unencrypted. Use https:// "
+            f"host '{text}' uses plain http; the API key would travel unencrypted. Use https:// "
             "(http is allowed only for localhost)"
         )
     if parts.query or parts.fragment:
-        raise ConfigurationError(f"host '{host}' must not carry a query string or fragment")
+        raise ConfigurationError(f"host '{text}' must not carry a query string or fragment")
     path = parts.path.rstrip("/")
-    if path.split("/")[-1] == "api":
-        raise ConfigurationError(
-            f"host '{host}' ends in /api; give the base URL without it, such as "
-            f"{parts.scheme}://{parts.netloc}{path[: -len('/api')]}"
-        )
+    if path.split("/")[-1].lower() == "api":
+        bare = f"{parts.scheme}://{parts.netloc}{path[: -len('/api')]}"
+        raise ConfigurationError(f"host '{text}' ends in /api; set host to the base URL without /api, such as {bare}")
     return f"{parts.scheme}://{parts.netloc}{path}"
 
 
@@ -174,17 +199,7 @@ class SourceSettings:
                 f"unknown setting {', '.join(unknown)}; known settings: {', '.join(SETTING_NAMES)}"
             )
         given = {k: v for k, v in values.items() if v is not None}
-        api_key = str(given.get("api_key") or "").strip()
-        if not api_key:
-            raise ConfigurationError(
-                "no PostHog API key; set SOURCES__POSTHOG__API_KEY or api_key in .dlt/secrets.toml "
-                "(a personal API key, phx_...)"
-            )
-        if api_key.startswith("phc_"):
-            raise AuthenticationError(
-                "the API key is a project token (phc_...), which PostHog accepts only for sending events; "
-                "create a personal API key (phx_...) under Settings > Personal API keys"
-            )
+        api_key = check_api_key(given.get("api_key"))
         start = parse_instant(given.get("start_date"), "start_date")
         end = parse_instant(given.get("end_date"), "end_date")
         check_range(start, end)

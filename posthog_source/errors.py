@@ -50,5 +50,13 @@ class TransientHTTPError(PostHogSourceError):
 
 
 class QueryTooLargeError(PostHogSourceError):
-    """HTTP 504/512/513 on a query: PostHog timed out or ran out of memory on it. Sending it again fails
-    again; the caller splits the window instead."""
+    """HogQL 504/512/513 twice in a row: ClickHouse ran out of time or memory on this query. Retrying the
+    same query does not help; a caller that can (events windows) splits it and tries the halves."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class QuotaExceededError(PostHogSourceError):
+    """HTTP 402: the organisation's plan or query quota refuses the request; waiting or a plan change helps."""

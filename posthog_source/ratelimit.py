@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
+from posthog_source.errors import ConfigurationError
+
 Budget = Sequence[tuple[int, float]]
 
 
@@ -63,11 +65,14 @@ class RateLimiter:
         time_scale: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if time_scale <= 0:
-            raise ValueError("time_scale must be positive")
+        if not time_scale > 0:
+            raise ConfigurationError(f"rate_limit_time_scale must be a positive number, got '{time_scale}'")
         concurrency = concurrency or {}
+        # A class with a concurrency limit is limited even without budgets: `rate_limits = {}` turns off
+        # budgeting only, PostHog still runs at most 3 queries of a team at once (posthog-api.md §9).
+        names = list(budgets) + [name for name in concurrency if name not in budgets]
         self._classes = {
-            name: _RequestClass(b, concurrency.get(name), time_scale) for name, b in budgets.items()
+            name: _RequestClass(budgets.get(name, ()), concurrency.get(name), time_scale) for name in names
         }
         self._clock = clock
         self._cond = threading.Condition()
@@ -96,11 +101,35 @@ class RateLimiter:
                 cls.in_flight -= 1
                 self._cond.notify_all()
 
-    def pause(self, request_class: str, seconds: float) -> None:
-        """Hold back every request of this class for `seconds` (after a 429)."""
+    def delay(self, request_class: str) -> float | None:
+        """How long a request of this class would wait now: 0 (it may start), seconds, or None (it waits
+        for a request in flight to finish). For logs and tests; `slot` does the waiting."""
+        cls = self._classes.get(request_class)
+        if cls is None:
+            return 0.0
+        with self._cond:
+            wait = cls.wait_needed(self._clock())
+        return None if wait is None else max(0.0, wait)
+
+    def pause(self, request_class: str, seconds: float) -> float:
+        """Hold back every request of this class for `seconds` (after a 429); returns the pause's end, for
+        `end_pause`."""
+        cls = self._classes.get(request_class)
+        if cls is None:
+            return 0.0
+        with self._cond:
+            until = self._clock() + seconds
+            cls.paused_until = max(cls.paused_until, until)
+            self._cond.notify_all()
+            return cls.paused_until
+
+    def end_pause(self, request_class: str, until: float) -> None:
+        """The thread that waited out a 429 ends the pause it set (unless a longer one was set since), so the
+        pause follows the client's own sleep, also when that sleep is shortened (tests, a signal)."""
         cls = self._classes.get(request_class)
         if cls is None:
             return
         with self._cond:
-            cls.paused_until = max(cls.paused_until, self._clock() + seconds)
-            self._cond.notify_all()
+            if cls.paused_until == until:
+                cls.paused_until = 0.0
+                self._cond.notify_all()

@@ -22,7 +22,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipelines.report import ReportResult, run_report  # noqa: E402
-from pipelines.report_html import PALETTE, render_html  # noqa: E402
+from pipelines.report_html import PALETTE, write_html  # noqa: E402
 from tests.test_sql_models import STEPS, build_db  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
@@ -35,13 +35,18 @@ CHROMIUM_FLAGS = (
 )
 
 
-def fixed_report(tmp: Path, html_name: str = "report.html") -> ReportResult:
+def fixed_report(tmp: Path) -> ReportResult:
     """The report of tests/data/report_fixture.sql, shown as if read from 'posthog.duckdb'."""
     db = build_db(tmp / "fixture.duckdb")
     result = run_report(db, funnel_steps=STEPS, window_days=7)
-    result = dataclasses.replace(result, duckdb_path="posthog.duckdb", html_path=str(tmp / html_name))
-    Path(result.html_path).write_text(render_html(result), encoding="utf-8")
-    return result
+    return dataclasses.replace(result, duckdb_path="posthog.duckdb")
+
+
+def fixed_page(tmp: Path, html_name: str = "report.html") -> Path:
+    """The HTML page of `fixed_report`, written where the CLI would write it."""
+    page = tmp / html_name
+    write_html(fixed_report(tmp), str(page))
+    return page
 
 
 def need_chromium() -> str:
@@ -118,7 +123,7 @@ def png_pixels(data: bytes) -> tuple[int, int, list[bytes]]:
 
 
 def test_html_is_self_contained(tmp_path: Path) -> None:
-    html = Path(fixed_report(tmp_path).html_path).read_text()
+    html = Path(fixed_page(tmp_path)).read_text()
     assert "<script" not in html and "<link" not in html and "@import" not in html and "url(" not in html
     assert not re.search(r"\b(src|href)\s*=", html), "nothing may be fetched"
     assert html.count("<svg") == 8  # 4 charts x 2 projects
@@ -126,7 +131,7 @@ def test_html_is_self_contained(tmp_path: Path) -> None:
 
 
 def test_chromium_loads_page_without_console_errors_and_draws_every_chart(tmp_path: Path) -> None:
-    page = Path(fixed_report(tmp_path).html_path)
+    page = Path(fixed_page(tmp_path))
     run = chromium(page, tmp_path, "--dump-dom")
     assert run.returncode == 0, run.stderr[-2000:]
     assert console_messages(run.stderr) == []
@@ -160,7 +165,7 @@ def take_screenshot(page: Path, tmp: Path, target: Path) -> Path:
 
 
 def test_screenshot_is_not_blank(tmp_path: Path) -> None:
-    page = Path(fixed_report(tmp_path).html_path)
+    page = Path(fixed_page(tmp_path))
     shot = take_screenshot(page, tmp_path, tmp_path / "shot.png")
     width, height, rows = png_pixels(shot.read_bytes())
     assert (width, height) == (1200, 1600)
@@ -174,6 +179,6 @@ def test_screenshot_is_not_blank(tmp_path: Path) -> None:
 if __name__ == "__main__":
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
-        report_page = Path(fixed_report(tmp).html_path)
+        report_page = Path(fixed_page(tmp))
         shutil.copy(take_screenshot(report_page, tmp, tmp / "shot.png"), SCREENSHOT)
     print(f"wrote {SCREENSHOT}")

@@ -77,9 +77,12 @@ CASES = [
          r"invalid\.\); set a valid personal API key", env=lambda c: {"SOURCES__POSTHOG__API_KEY": "phx_" + "x" * 40}),
     Case("key of another region", 3, r"PostHog rejected the API key",
          env=lambda c: {"SOURCES__POSTHOG__HOST": c.other_region.url}),
-    Case("project token as personal key", 3, r"project token \(phc_.*personal API key \(phx_",
+    Case("project token as personal key", 3, r"the API key is a project token \(phc_\.\.\.\), which only sends "
+         r"events to PostHog; create a personal API key \(phx_\.\.\.\) in PostHog under Settings > Personal API keys",
          env=lambda c: {"SOURCES__POSTHOG__API_KEY": c.key("project_token")}),
-    Case("missing scope on one resource", 0, r"skipped feature_flags: .*'feature_flag:read'",
+    Case("missing scope on one resource", 0, r"skipped feature_flags: PostHog refused feature_flags of project \d+: "
+         r"API key missing required scope 'feature_flag:read'; add the scope 'feature_flag:read' to the key to load "
+         r"it$",  # the advice once (it was repeated)
          env=lambda c: {"SOURCES__POSTHOG__API_KEY": c.key("limited")}, changes_data=True),
     Case("missing API key", 2, r"no PostHog API key; set SOURCES__POSTHOG__API_KEY",
          env=lambda c: {"SOURCES__POSTHOG__API_KEY": ""}),
@@ -91,6 +94,17 @@ CASES = [
          args=("run", "--resources", RESOURCES, "--projects", "1,abc")),
     Case("host without scheme", 2, r"host 'posthog\.example\.com' is not a URL",
          env=lambda c: {"SOURCES__POSTHOG__HOST": "posthog.example.com"}),
+    Case("host ending in /api/", 2, r"host 'http://127\.0\.0\.1:\d+/api' ends in /api; set host to the base URL "
+         r"without /api, such as http://127\.0\.0\.1:\d+$",
+         env=lambda c: {"SOURCES__POSTHOG__HOST": c.server.url + "/api/"}),
+    Case("host with a space", 2, r"host 'https://x y' is not a valid URL",
+         env=lambda c: {"SOURCES__POSTHOG__HOST": "https://x y"}),
+    Case("check with an unclosed IPv6 host", 2, r"host 'http://\[::1' is not a valid URL", args=("check",),
+         env=lambda c: {"SOURCES__POSTHOG__HOST": "http://[::1"}),
+    Case("abbreviated option", 2, r"unrecognized arguments: --start-dat 2025-06-01",
+         args=("run", "--resources", RESOURCES, "--start-dat", "2025-06-01")),
+    Case("zero workers", 2, r"argument --workers: must be a positive whole number, got '0'",
+         args=("run", "--resources", RESOURCES, "--workers", "0")),
     Case("plain http to a remote host", 2, r"uses plain http; the API key would travel unencrypted",
          env=lambda c: {"SOURCES__POSTHOG__HOST": "http://192.0.2.1"}),
     Case("unreachable host", 2, r"cannot reach PostHog at http://127\.0\.0\.1:\d+ \(connection refused\)",
@@ -108,8 +122,16 @@ CASES = [
          args=("run", "--resources", RESOURCES, "--destination", "nosuchdb")),
     Case("DuckDB file locked by another process", 2, r"the DuckDB file is in use by another process",
          setup=lock_duckdb),
-    Case("DuckDB path not writable", 2, r"cannot write .*plain-file/warehouse\.duckdb.* \(Not a directory\)",
+    Case("DuckDB path not writable", 2, r"cannot write to the folder .*plain-file for the DuckDB file "
+         r"warehouse\.duckdb \(it is a file, not a folder\); choose a writable path with "
+         r"DESTINATION__DUCKDB__CREDENTIALS",
          env=not_a_directory),
+    Case("filesystem without bucket_url", 2, r"the filesystem destination needs a bucket_url; set "
+         r"DESTINATION__FILESYSTEM__BUCKET_URL", args=("run", "--resources", RESOURCES, "--destination", "filesystem")),
+    Case("delta with snapshot tables", 2, r"--table-format delta cannot load cohorts, feature_flags \(.*\); use "
+         r"--resources with tables that append, upsert or replace: (?=.*\bevents\b)(?=.*\bprojects\b)(?!.*cohorts)",
+         args=("run", "--resources", RESOURCES, "--destination", "filesystem", "--table-format", "delta"),
+         env=lambda c: {"DESTINATION__FILESYSTEM__BUCKET_URL": str(c.workdir / "lake")}),
     Case("config file syntax error", 2, r"a \.dlt config file has a syntax error", setup=broken_config),
 ]
 
