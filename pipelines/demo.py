@@ -64,7 +64,10 @@ def run_demo(duckdb_path: str, events: int = 300_000, seed: int = 1, html_path: 
 def explore_command(target: Path) -> str:
     """A command that works wherever the demo ran: this Python (which has duckdb) listing the tables, rather than
     a `duckdb` command line that may not be installed."""
-    code = f'import duckdb; duckdb.connect({json.dumps(str(target))}, read_only=True).sql("SHOW ALL TABLES").show()'
+    query = ("SELECT schema_name, table_name, estimated_size AS rows FROM duckdb_tables() "
+             "WHERE table_name NOT LIKE '_dlt%' ORDER BY 1, 2")
+    code = (f"import duckdb; duckdb.connect({json.dumps(str(target))}, read_only=True)"
+            f".sql({json.dumps(query)}).show(max_rows=100)")
     return f"{shlex.quote(sys.executable)} -c {shlex.quote(code)}"
 
 
