@@ -73,7 +73,9 @@ def resolve_host(host: str | None) -> str:
     path = parts.path.rstrip("/")
     if path.split("/")[-1].lower() == "api":
         bare = f"{parts.scheme}://{parts.netloc}{path[: -len('/api')]}"
-        raise ConfigurationError(f"host '{text}' ends in /api; set host to the base URL without /api, such as {bare}")
+        raise ConfigurationError(
+            f"host '{text.rstrip('/')}' ends in /api; set host to the base URL without /api, such as {bare}"
+        )
     return f"{parts.scheme}://{parts.netloc}{path}"
 
 

@@ -67,7 +67,8 @@ def skip_when_denied(table: str, pages: Callable[[], Iterator[Any]]) -> Iterator
     try:
         yield from pages()
     except PermissionDeniedError as exc:
-        logger.warning("skipped %s: %s", table, exc)
+        scope = f"; add the scope '{exc.scope}' to the key to load it" if exc.scope else ""
+        logger.warning("skipped %s: %s%s", table, exc, scope)
 
 
 def replacing_projects(item: Any, whole_projects: bool) -> Any:

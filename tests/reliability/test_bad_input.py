@@ -92,7 +92,7 @@ CASES = [
          env=lambda c: {"SOURCES__POSTHOG__API_KEY": c.key("scoped")}),
     Case("non-numeric project id", 2, r"project id 'abc' is not a number",
          args=("run", "--resources", RESOURCES, "--projects", "1,abc")),
-    Case("host without scheme", 2, r"host 'posthog\.example\.com' is not a URL",
+    Case("host without scheme", 2, r"host 'posthog\.example\.com' is not a valid URL",
          env=lambda c: {"SOURCES__POSTHOG__HOST": "posthog.example.com"}),
     Case("host ending in /api/", 2, r"host 'http://127\.0\.0\.1:\d+/api' ends in /api; set host to the base URL "
          r"without /api, such as http://127\.0\.0\.1:\d+$",
