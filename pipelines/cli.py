@@ -13,6 +13,7 @@ import errno
 import logging
 import os
 import re
+import shutil
 import sys
 import tempfile
 import tomllib
@@ -26,7 +27,7 @@ import dlt
 import pyarrow as pa
 from dlt.common.destination import Destination
 from dlt.common.pipeline import get_dlt_pipelines_dir
-from dlt.common.runtime.collector import NullCollector
+from dlt.common.runtime.collector import Collector, NullCollector
 from dlt.extract.resource import DltResource
 
 from pipelines.runner import (
@@ -234,6 +235,20 @@ def _source_args(args: argparse.Namespace) -> dict[str, Any]:
     return source_args
 
 
+def progress_collector(log_dlt_counters: bool) -> Collector:
+    """On a terminal, a bar per table (dlt's tqdm collector; the events total comes from the count queries),
+    and the per-window progress lines are left to the bar; in a log, those lines (one per finished window)
+    and, with --progress, dlt's counters every 10 s."""
+    if log_dlt_counters:
+        return dlt.progress.log(10, logger=sys.stderr, dump_system_stats=False)
+    if sys.stderr.isatty():
+        logging.getLogger("posthog_source.progress").setLevel(logging.WARNING)
+        # tqdm draws nothing on a terminal that reports no width (some CI pseudo-terminals): give it one.
+        size = shutil.get_terminal_size((100, 24))
+        return dlt.progress.tqdm(colour="green", file=sys.stderr, ncols=size.columns, nrows=size.lines)
+    return NullCollector()
+
+
 def _run_options(args: argparse.Namespace) -> RunOptions:
     resources_arg = getattr(args, "resources", None)
     resources = [r.strip() for r in resources_arg.split(",") if r.strip()] if resources_arg else None
@@ -244,7 +259,7 @@ def _run_options(args: argparse.Namespace) -> RunOptions:
         dataset_name=args.dataset_name,
         source_args=_source_args(args),
         table_format=args.table_format,
-        progress=dlt.progress.log(10, logger=sys.stderr, dump_system_stats=False) if args.progress else NullCollector(),
+        progress=progress_collector(args.progress),
     )
 
 
@@ -490,7 +505,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--pipeline-name", default=DEFAULT_PIPELINE_NAME)
         sub.add_argument("--workers", type=positive_int,
                          help="parallel HogQL walks (default 4, within PostHog's limits)")
-        sub.add_argument("--progress", action="store_true", help="log dlt progress every 10 s")
+        sub.add_argument("--progress", action="store_true",
+                         help="also log dlt's own counters every 10 s (a terminal shows a bar by default)")
 
     run_parser = command("run", "incremental run of every (or the chosen) table")
     common(run_parser)

@@ -39,6 +39,7 @@ from posthog_source.config import SourceSettings
 from posthog_source.errors import ConfigurationError, PostHogSourceError, QueryTooLargeError
 from posthog_source.hogql import HogQLTable, RowWidth, keyset_pages, range_condition
 from posthog_source.parallel import interleave
+from posthog_source.progress import Progress
 from posthog_source.projects import Project, ProjectCatalog
 from posthog_source.snapshot import UPSERT_DISPOSITION, skip_when_denied
 from posthog_source.watermarks import Marks
@@ -358,12 +359,15 @@ def events_resource(client: PostHogClient, catalog: ProjectCatalog, config: Sour
         if plans:
             logger.info("events: %s", estimate_line(expected, config.page_size, len(plans)))
         width = RowWidth(config.page_bytes)
+        progress = Progress("events", expected, len(plans))
 
         def producer(plan: QueryPlan) -> Callable[[], Iterator[pa.Table]]:
             def run() -> Iterator[pa.Table]:
                 logger.info("reading events: %s", plan.label)
                 for page in walk_plan(client, plan, config.page_size, width):
+                    progress.rows(page.num_rows)
                     yield promote_properties(page, promoted)
+                progress.window_done()
 
             return run
 
