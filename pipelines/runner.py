@@ -6,10 +6,11 @@ import contextlib
 import fcntl
 import logging
 import os
+import tempfile
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import dlt
 from dlt.common.destination import Destination
@@ -18,6 +19,7 @@ from dlt.common.runtime.collector import Collector, NullCollector
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.extract.resource import DltResource
 
+from pipelines import lake
 from posthog_source import ALL_TABLES, posthog_source
 from posthog_source.errors import ConfigurationError
 
@@ -53,10 +55,19 @@ class RunOptions:
     table_format: str | None = None
 
 
+# Where a run found the pipeline state it continued from (see `prepare` and `state_origin`):
+# "local": the pipeline's working folder (pipelines_dir / DLT_DATA_DIR) held it;
+# "destination": the folder held none (a fresh worker) or an older one, and it was restored from the state dlt
+#     stores in the destination with every load (`_dlt_pipeline_state`), schemas included;
+# "none": neither had any, so this is a first run (it reads from `start_date`).
+StateOrigin = Literal["local", "destination", "none"]
+
+
 @dataclass
 class RunResult:
     load_info: LoadInfo | None
     rows_extracted: dict[str, int]
+    state_origin: StateOrigin = "none"
 
 
 def validate_resources(names: Sequence[str] | None) -> list[str] | None:
@@ -119,34 +130,95 @@ def _destination(options: RunOptions) -> Any:
 
 
 def run(options: RunOptions) -> RunResult:
-    """Finish what a killed run left behind, then extract, normalize and load one source run."""
+    """Restore the state (from the destination when the local folder has none), finish what a killed run
+    left behind, then extract, normalize and load one source run."""
     resources = validate_resources(options.resources)
     pipeline = make_pipeline(options)
     with single_run(pipeline):
-        finish_pending(pipeline, options)
+        origin = prepare(pipeline, options)
         source = posthog_source(**{k: v for k, v in options.source_args.items() if v is not None})
         if resources:
             source = source.with_resources(*resources)
         for extra in options.extra_resources:
             source.resources.add(extra)
-        pipeline.extract(source, table_format=options.table_format)  # type: ignore[arg-type]
-        pipeline.normalize()
-        with destination_lock(pipeline, options):
-            load_info = pipeline.load()
+        with _plain_files_rules(options):
+            pipeline.extract(source, table_format=options.table_format)  # type: ignore[arg-type]
+            pipeline.normalize()
+            with destination_lock(pipeline, options):
+                load_info = pipeline.load()
+            if _plain_files(options):
+                where = lake.write_views(pipeline)
+                log.info("parquet files are append-only: each table's current rows are the views in %s "
+                         "(latest load per project for snapshots, latest row per key; docs/destinations.md)", where)
     counts = dict(pipeline.last_trace.last_normalize_info.row_counts) if pipeline.last_trace else {}
     counts = {t: n for t, n in counts.items() if not t.startswith("_dlt")}
-    return RunResult(load_info, counts)
+    return RunResult(load_info, counts, origin)
 
 
-def finish_pending(pipeline: dlt.Pipeline, options: RunOptions) -> None:
+def prepare(pipeline: dlt.Pipeline, options: RunOptions) -> StateOrigin:
+    """Make the pipeline's state current before a run reads anything; returns where it was found.
+
+    dlt restores state from the destination only inside `pipeline.run()`, which we do not call (we run the
+    steps ourselves, to finish killed runs and to take the destination lock), so the sync is done here:
+    - pending packages (a killed run) are loaded first and the sync is skipped: they carry a newer state than
+      the destination's, and dlt's sync may wipe the working folder (packages included) when the destination
+      dataset does not exist yet, which is the case after a first run killed before its load;
+    - otherwise `sync_destination()` takes the destination's state and schemas when they are newer than the
+      local ones (a fresh worker, or a stale copy of the folder), and wipes a local state whose dataset is gone
+      from the destination, so such a run starts over instead of continuing from a watermark over no data.
+    """
+    local = _has_local_state(pipeline)
+    if finish_pending(pipeline, options):
+        return "local"
+    before = pipeline.state.get("_version_hash")
+    with _duckdb_file_lock(options):
+        pipeline.sync_destination()
+    if pipeline.state.get("_version_hash") != before and pipeline.state.get("_state_version", 0) > 0:
+        log.info("pipeline state restored from the destination (dataset %s)", pipeline.dataset_name)
+        return "destination"
+    if local and _has_local_state(pipeline):
+        return "local"
+    if local:
+        log.info("the local pipeline state has no data in the destination any more: starting over")
+    return "none"
+
+
+def _has_local_state(pipeline: dlt.Pipeline) -> bool:
+    """A run of this pipeline has committed state into its working folder (a fresh pipeline has version 0)."""
+    return int(pipeline.state.get("_state_version", 0)) > 0 or not pipeline.first_run
+
+
+def state_origin(options: RunOptions) -> StateOrigin:
+    """Where the next run of `options` would find its state, without changing anything (for `check`).
+
+    "local" when the working folder holds a state; otherwise the destination is asked for the state dlt stored
+    there ("destination" if found, "none" if not), through a throw-away working folder so the real one is
+    left as it is. A DuckDB file that does not exist is not created.
+    """
+    probe = make_pipeline(options)
+    if _has_local_state(probe) or probe.has_pending_data:
+        return "local"
+    if options.destination == "duckdb" and not os.path.exists(options.duckdb_path or default_duckdb_file()):
+        return "none"
+    with tempfile.TemporaryDirectory(prefix="posthog-dlt-state-") as scratch:
+        fresh = make_pipeline(replace(options, pipelines_dir=scratch))
+        with _duckdb_file_lock(options):
+            fresh.sync_destination()
+        return "destination" if int(fresh.state.get("_state_version", 0)) > 0 else "none"
+
+
+def finish_pending(pipeline: dlt.Pipeline, options: RunOptions) -> bool:
     """A run killed after extracting left a package on disk: load it before anything new (dlt would
-    otherwise ignore the new data), so a re-run after any crash ends exact."""
+    otherwise ignore the new data), so a re-run after any crash ends exact. True when there was one."""
     _drop_extracted_copies_already_normalized(pipeline)
     if pipeline.has_pending_data:
         log.info("finishing the load of a previous run that was interrupted")
-        pipeline.normalize()
-        with destination_lock(pipeline, options):
-            pipeline.load()
+        with _plain_files_rules(options):
+            pipeline.normalize()
+            with destination_lock(pipeline, options):
+                pipeline.load()
+        return True
+    return False
 
 
 def _drop_extracted_copies_already_normalized(pipeline: dlt.Pipeline) -> None:
@@ -182,6 +254,61 @@ def single_run(pipeline: dlt.Pipeline) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _plain_files(options: RunOptions) -> bool:
+    return options.destination == "filesystem" and not options.table_format
+
+
+_LOAD_ID_SETTING = "NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_LOAD_ID"
+# What dlt says about every merged table of a plain-files run, once per table and run: the rule replacing it is
+# logged once by `run` instead.
+_APPEND_ONLY_NOISE = ("Falling back to `append`", "hard_delete")
+
+
+class _AppendOnlyNoise(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(noise in message for noise in _APPEND_ONLY_NOISE)
+
+
+@contextlib.contextmanager
+def _plain_files_rules(options: RunOptions) -> Iterator[None]:
+    """Plain parquet files (filesystem destination without a table format): every Arrow page carries its
+    `_dlt_load_id` (dlt adds it to JSON rows only, unless told), which the reading rule in lake.py needs; and
+    dlt's per-table warnings that merges become appends are silenced (the run says it once). The setting is
+    scoped to the run (a user's own NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_LOAD_ID wins)."""
+    if not _plain_files(options):
+        yield
+        return
+    previous = os.environ.get(_LOAD_ID_SETTING)
+    if previous is None:
+        os.environ[_LOAD_ID_SETTING] = "true"
+    noise = _AppendOnlyNoise()
+    dlt_logger = logging.getLogger("dlt")
+    dlt_logger.addFilter(noise)
+    try:
+        yield
+    finally:
+        dlt_logger.removeFilter(noise)
+        if previous is None:
+            os.environ.pop(_LOAD_ID_SETTING, None)
+
+
+@contextlib.contextmanager
+def _duckdb_file_lock(options: RunOptions) -> Iterator[None]:
+    """DuckDB admits one process per file while it writes: every process of ours that opens the file (to
+    load, or to read the state) takes turns on `<file>.lock`. Other destinations: no lock."""
+    if options.destination != "duckdb":
+        yield
+        return
+    lock_path = Path(os.path.abspath(options.duckdb_path or default_duckdb_file()) + ".lock")
+    with open(lock_path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 @contextlib.contextmanager
 def destination_lock(pipeline: dlt.Pipeline, options: RunOptions) -> Iterator[None]:
     """Lets the processes of a fanned-out backfill load into one destination. DuckDB allows one writing
@@ -189,13 +316,8 @@ def destination_lock(pipeline: dlt.Pipeline, options: RunOptions) -> Iterator[No
     loads, but two processes creating or altering the same tables at once collide: the schema is migrated
     under an advisory lock per dataset, then the data loads concurrently. Others load as they are."""
     if options.destination == "duckdb":
-        lock_path = Path(os.path.abspath(options.duckdb_path or default_duckdb_file()) + ".lock")
-        with open(lock_path, "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with _duckdb_file_lock(options):
+            yield
         return
     if options.destination == "postgres" and pipeline.default_schema_name:
         with pipeline.sql_client() as client:
