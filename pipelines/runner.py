@@ -27,10 +27,13 @@ DEFAULT_PIPELINE_NAME = "posthog_pipeline"
 # One file for run, backfill and report alike (not named like the dataset: DuckDB would confuse the two).
 DEFAULT_DUCKDB_FILE = "posthog_pipeline.duckdb"
 
-# The loader's DuckDB connection spills to disk past this, so loading a large run keeps memory flat (DuckDB's
-# default is 80 % of the machine). Our merges (upsert for events, delete-insert without a dedup window for
-# the rest) are joins, which spill.
-DUCKDB_LOADER_CONFIG = {"memory_limit": "384MB", "preserve_insertion_order": False}
+# The loader's DuckDB spills to disk past this limit, so a large load keeps the process small (DuckDB's default
+# is 80 % of the machine). The limit is not what makes a load pass: every statement we send streams or spills
+# (deletes by key, appends, joins; see EVENTS_DISPOSITION), so a load of any size fits it; benchmarks/resume.py
+# checks that with 300k 1 KB events killed and resumed at every point. Threads are capped because each one
+# pins its own buffers (parquet row groups being read), which on a many-core machine would add up past it.
+DUCKDB_LOADER_CONFIG = {"memory_limit": "384MB", "preserve_insertion_order": False,
+                        "threads": max(1, min(4, os.cpu_count() or 1))}
 
 log = logging.getLogger("pipelines")
 DEFAULT_DATASET = "posthog"
@@ -141,6 +144,7 @@ def run(options: RunOptions) -> RunResult:
             source = source.with_resources(*resources)
         for extra in options.extra_resources:
             source.resources.add(extra)
+        _bounded_merges(source, options)
         with _plain_files_rules(options):
             pipeline.extract(source, table_format=options.table_format)  # type: ignore[arg-type]
             pipeline.normalize()
@@ -207,6 +211,23 @@ def state_origin(options: RunOptions) -> StateOrigin:
         return "destination" if int(fresh.state.get("_state_version", 0)) > 0 else "none"
 
 
+# How `events` are merged into SQL destinations (posthog_source/events.py declares upsert; the runner overrides it,
+# see docs/destinations.md). DuckDB's MERGE keeps every row it updates in memory until the commit, so a re-merge
+# of rows already loaded (a package resumed after a kill mid-load, a backfill over loaded days, a full refresh,
+# `verify --repair`) failed at the loader's memory limit once the changed rows outgrew it (300k 1 KB events:
+# "failed to pin block"). delete-insert deletes the staged keys (DuckDB only marks the rows) and appends the
+# staged rows (written to the database file as they come), so it runs in the same memory at any size.
+# `deduplicated`: dlt then skips its ROW_NUMBER window over all staged columns, which also grows with the
+# package; a package holds each key once (the walks of one run are disjoint keyset pages), the same
+# assumption the upsert's MERGE made. Table formats keep upsert: dlt's Delta/Iceberg have no delete-insert.
+EVENTS_DISPOSITION: dict[str, Any] = {"disposition": "merge", "strategy": "delete-insert", "deduplicated": True}
+
+
+def _bounded_merges(source: Any, options: RunOptions) -> None:
+    if "events" in source.resources and not options.table_format:
+        source.resources["events"].apply_hints(write_disposition=EVENTS_DISPOSITION)  # type: ignore[arg-type]
+
+
 def finish_pending(pipeline: dlt.Pipeline, options: RunOptions) -> bool:
     """A run killed after extracting left a package on disk: load it before anything new (dlt would
     otherwise ignore the new data), so a re-run after any crash ends exact. True when there was one."""
@@ -259,9 +280,11 @@ def _plain_files(options: RunOptions) -> bool:
 
 
 _LOAD_ID_SETTING = "NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_LOAD_ID"
-# What dlt says about every merged table of a plain-files run, once per table and run: the rule replacing it is
-# logged once by `run` instead.
-_APPEND_ONLY_NOISE = ("Falling back to `append`", "hard_delete")
+# What dlt says about every merged table of a plain-files run, once per table and run (merges become appends,
+# sentinel rows are not deletions there), and once per Arrow page about the `_dlt_load_id` column it adds (the
+# column's hints differ from the page's until the normalizer writes it): the rule replacing all of it is logged
+# once by `run` instead.
+_APPEND_ONLY_NOISE = ("Falling back to `append`", "hard_delete", "when merging arrow schema with dlt schema")
 
 
 class _AppendOnlyNoise(logging.Filter):
