@@ -7,7 +7,9 @@ dlt cannot merge or delete in plain files: every load appends its rows, marked w
    project's rows"): only rows of the project's latest load that holds its sentinel, or of later loads;
 2. of those, the latest row per primary key (events and persons are merged on their key elsewhere: a key seen
    in several loads keeps the row of the newest load);
-3. without the sentinel rows themselves.
+3. without the sentinel rows themselves;
+4. counting only loads dlt completed (listed under `_dlt_loads/`): a run killed mid-load leaves files that the
+   next run loads again, and a half-written snapshot must not replace a whole one.
 
 Tables loaded with `replace` (projects, organizations) are rewritten whole by dlt, so the rule keeps them as
 they are. `current_rows_sql` spells the rule for one table; `write_views` stores a `CREATE VIEW` per table in
@@ -17,14 +19,11 @@ they are. `current_rows_sql` spells the rule for one table; `write_views` stores
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
 import dlt
 
 from posthog_source.rest import SENTINEL_COLUMN
-
-log = logging.getLogger("pipelines")
 
 VIEWS_FILE = "_posthog_views.sql"
 LOAD_ID = "_dlt_load_id"
@@ -37,11 +36,22 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def current_rows_sql(source: str, primary_key: Sequence[str], has_sentinel: bool, project_scoped: bool) -> str:
+def finished_loads_sql(base_url: str) -> str:
+    """The ids of the loads dlt completed: one file per load under `_dlt_loads/`, named `<schema>__<load_id>.*`.
+    Files of a load that was killed before it completed are left out, so a partial snapshot never shows."""
+    return (f"SELECT regexp_extract(file, '__([0-9]+\\.[0-9]+)\\.[^/]+$', 1) "
+            f"FROM glob('{base_url.rstrip('/')}/_dlt_loads/*')")
+
+
+def current_rows_sql(source: str, primary_key: Sequence[str], has_sentinel: bool, project_scoped: bool,
+                     finished_loads: str | None = None) -> str:
     """A SELECT returning the current rows of one table whose files `source` reads (a DuckDB table function
-    such as `read_parquet('…/events/*.parquet', union_by_name = true, filename = true)`)."""
+    such as `read_parquet('…/events/*.parquet', union_by_name = true, filename = true)`), counting only the
+    loads `finished_loads` (a SELECT of load ids) lists, when given."""
     load = f"coalesce(CAST({LOAD_ID} AS VARCHAR), {_LOAD_ID_FROM_NAME})"
-    steps = [f"landed AS (SELECT *, {load} AS _load FROM {source})"]
+    steps = [f"files AS (SELECT *, {load} AS _load FROM {source})"]
+    where = f" WHERE _load IN ({finished_loads})" if finished_loads else ""
+    steps.append(f"landed AS (SELECT * FROM files{where})")
     kept = "landed"
     if has_sentinel:
         scope = "project_id" if project_scoped else "NULL"
@@ -79,7 +89,8 @@ def views_sql(pipeline: dlt.Pipeline, base_url: str) -> str:
         primary_key = [c for c, column in columns.items() if column.get("primary_key")]
         source = (f"read_parquet('{base_url.rstrip('/')}/{name}/*.parquet', union_by_name = true, "
                   "filename = true)")
-        sql = current_rows_sql(source, primary_key, SENTINEL_COLUMN in columns, "project_id" in columns)
+        sql = current_rows_sql(source, primary_key, SENTINEL_COLUMN in columns, "project_id" in columns,
+                               finished_loads_sql(base_url))
         statements.append(f"CREATE OR REPLACE VIEW {_quote(name)} AS\n{sql};")
     return "\n\n".join(statements) + "\n"
 

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import dlt
 from dlt.common.destination import Destination
-from dlt.common.pipeline import LoadInfo
+from dlt.common.pipeline import LoadInfo, get_dlt_pipelines_dir
 from dlt.common.runtime.collector import Collector, NullCollector
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.extract.resource import DltResource
@@ -199,9 +199,11 @@ def state_origin(options: RunOptions) -> StateOrigin:
     there ("destination" if found, "none" if not), through a throw-away working folder so the real one is
     left as it is. A DuckDB file that does not exist is not created.
     """
-    probe = make_pipeline(options)
-    if _has_local_state(probe) or probe.has_pending_data:
-        return "local"
+    working_dir = Path(options.pipelines_dir or get_dlt_pipelines_dir()) / options.pipeline_name
+    if working_dir.is_dir():  # only then: dlt.pipeline() would create the folder and an empty state
+        probe = make_pipeline(options)
+        if _has_local_state(probe) or probe.has_pending_data:
+            return "local"
     if options.destination == "duckdb" and not os.path.exists(options.duckdb_path or default_duckdb_file()):
         return "none"
     with tempfile.TemporaryDirectory(prefix="posthog-dlt-state-") as scratch:

@@ -77,3 +77,29 @@ def test_three_runs_read_back_exactly_through_the_views(
     assert not [m for m in messages if any(n in m for n in noise)]
     assert sum("append-only" in m for m in messages) == 3
     assert (bucket / "posthog" / VIEWS_FILE).exists()
+
+
+def test_a_load_killed_before_it_completed_is_not_read_and_the_next_run_finishes_it(
+    make_fake_server: Any, tmp_path: Path, bucket: Path, check_rows_from: Any,
+) -> None:
+    """Killed after writing every file of its load but before dlt recorded the load: the views still show the
+    previous run (a half-written snapshot never replaces a whole one); the next run completes it, exactly."""
+    from tests.reliability.conftest import cli_env, run_cli
+
+    server = make_fake_server(seed=5, events=3_000)
+    world = server.world
+    env = cli_env(tmp_path, server, DESTINATION__FILESYSTEM__BUCKET_URL=str(bucket))
+    command = ["run", "--destination", "filesystem"]
+    assert run_cli(command, env, tmp_path).code == 0
+    read = views_reader(bucket)
+    check_rows_from(read)
+    assert_every_table_exact(world, read)
+    flag = world.visible_objects("feature_flags", 1)[0]
+    world.edit_object("feature_flags", 1, flag["id"], name="renamed while killed")
+    killed = run_cli(command, env, tmp_path, kill_at="during:load")
+    assert killed.code == -9, killed.stderr[-2000:]
+    assert "renamed while killed" not in {f["name"] for f in read("feature_flags")}
+    rerun = run_cli(command, env, tmp_path)
+    assert rerun.code == 0, rerun.stderr[-2000:]
+    assert_every_table_exact(world, read)
+    assert "renamed while killed" in {f["name"] for f in read("feature_flags")}

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from pipelines.runner import RunOptions, state_origin
 from tests.destinations.exact import run_into
 from tests.destinations.readers import Reader, postgres_reader, views_reader
 from tests.destinations.served import ServedEvents
@@ -43,12 +44,17 @@ def test_a_fresh_worker_restores_the_state_and_reads_only_what_is_new(
     server = make_fake_server(seed=13, events=6_000)
     world = server.world
     served = ServedEvents(monkeypatch)
+    probe = RunOptions(pipeline_name="posthog", destination=name, pipelines_dir=str(tmp_path / "pipelines"))
+    assert state_origin(probe) == "none"
     first = run_into(server, tmp_path, name, resources=HOGQL, page_size=1_500)
     assert first.state_origin == "none"
     assert len(served.uuids) >= 6_000
     first_ended = datetime.now(UTC)
 
+    assert state_origin(probe) == "local"
     shutil.rmtree(tmp_path / "pipelines")  # the worker is gone; only the destination remains
+    assert state_origin(probe) == "destination"  # what `check` reports, without restoring anything
+    assert not (tmp_path / "pipelines" / "posthog" / "state.json").exists()
     now = datetime.now(UTC)  # after the first run's watermark (add_events' default spreads over the last second)
     new = set(world.add_events(1, 120, created_at=now)) | set(world.add_events(2, 80, created_at=now,
                                                                               late_by=timedelta(days=2)))
