@@ -7,14 +7,16 @@ Each case: a fresh working folder and DuckDB file; the CLI (tests/reliability/cl
 the point, deterministically; the next run must exit 0 and leave every event once, none missing, values equal.
 Peak RSS is the summed RSS of the CLI's process tree (benchmarks/procs.py), for the killed run and the resume,
 next to an uninterrupted run of the same data. The fake runs in this process (its memory is not counted).
-The test suite runs the same kill points on small data (tests/reliability/test_crash.py and
-test_crash_large_pages); this is the size check, run by hand or by `./dev bench --only resume`.
+The test suite runs every kill point on small data, and the 1 KB events under a proportionally small DuckDB
+limit (tests/reliability/test_crash.py); this is the size check. It takes about 5 minutes, so `./dev bench` does
+not run it: `.venv/bin/python -m benchmarks.resume` (a full run rewrites benchmarks/RESUME.md).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import time
@@ -77,8 +79,6 @@ class Case:
 
 
 def env_for(workdir: Path, server: FakePostHog) -> dict[str, str]:
-    import os
-
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SOURCES__", "DESTINATION__", "RUNTIME__"))}
     env.update({
         "DLT_DATA_DIR": str(workdir / "dlt"),
@@ -96,10 +96,11 @@ def env_for(workdir: Path, server: FakePostHog) -> dict[str, str]:
 def check_exact(world: World, workdir: Path) -> str:
     """'exact', or what differs: every (project_id, uuid) once, none missing or extra, and for every event the
     same timestamp, created_at and properties (as JSON values) as the fake holds."""
-    truth = world.con.execute(
+    answer = world.con.execute(
         "SELECT team_id AS project_id, uuid, epoch_us(timestamp) AS ts, epoch_us(created_at) AS ca, "
         "md5(json(properties)::VARCHAR) AS props FROM events"
-    ).fetch_arrow_table()
+    ).arrow()
+    truth = answer.read_all() if hasattr(answer, "read_all") else answer  # DuckDB 1.4 answers with a reader
     with duckdb.connect(str(workdir / "warehouse.duckdb"), read_only=True) as con:
         con.register("truth", truth)
         dupes = con.execute("SELECT count(*) - count(DISTINCT (project_id, uuid)) FROM posthog.events").fetchone()[0]
@@ -128,6 +129,26 @@ def run_case(world: World, server: FakePostHog, name: str, command: list[str], k
     exact = check_exact(world, workdir) if resumed.returncode == 0 else "resume failed"
     return Case(name, ",".join(kill_points) or "-", killed_code, round(killed_peak), resumed.returncode,
                 round(resumed.peak_tree_rss_mb), round(resumed.wall_seconds, 1), exact)
+
+
+def write_report(results: list[Case], total: int, mean: float) -> None:
+    """benchmarks/RESUME.md: the table of the last full run (every case)."""
+    lines = [
+        "# Kill and resume at size",
+        "",
+        f"`python -m benchmarks.resume`: {total:,} events with properties of {mean:.0f} bytes on average, loaded into",
+        "DuckDB with the settings users get (the loader's 384 MB limit), SIGKILLed at each point, then resumed.",
+        "Peak RSS: summed over the CLI's process tree. Exact: every event once, none missing, values equal.",
+        f"Machine: {os.cpu_count()} cores; measured {datetime.now(UTC):%Y-%m-%d}.",
+        "",
+        "| case | kill point(s) | killed run peak RSS | resume peak RSS | resume time | result |",
+        "|---|---|---|---|---|---|",
+    ]
+    for c in results:
+        killed = f"{c.killed_peak_mb} MB" if c.kill_at != "-" else "-"
+        lines.append(f"| {c.name} | `{c.kill_at}` | {killed} | {c.resume_peak_mb} MB | {c.resume_seconds} s | "
+                     f"{c.exact} |")
+    (ROOT / "benchmarks" / "RESUME.md").write_text("\n".join(lines) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -160,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"(exit {case.killed_code}) resume {case.resume_peak_mb:5.0f} MB {case.resume_seconds:6.1f} s "
                   f"exit {case.resume_code}: {case.exact}", flush=True)
     (WORK / "results.json").write_text(json.dumps([asdict(c) for c in results], indent=2))
+    if not wanted:
+        write_report(results, total, mean)
     if not args.keep:
         shutil.rmtree(WORK / "runs", ignore_errors=True)
     failed = [c for c in results if c.resume_code != 0 or c.exact != "exact"]
