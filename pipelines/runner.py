@@ -33,7 +33,7 @@ DEFAULT_DUCKDB_FILE = "posthog_pipeline.duckdb"
 # checks that with 300k 1 KB events killed and resumed at every point. Threads are capped because each one
 # pins its own buffers (parquet row groups being read), which on a many-core machine would add up past it.
 DUCKDB_LOADER_CONFIG = {"memory_limit": "384MB", "preserve_insertion_order": False,
-                        "threads": max(1, min(4, os.cpu_count() or 1))}
+                        "threads": max(1, min(2, os.cpu_count() or 1))}
 
 log = logging.getLogger("pipelines")
 DEFAULT_DATASET = "posthog"
