@@ -23,7 +23,7 @@ import dlt
 import pendulum
 from dlt.extract.resource import DltResource
 
-from pipelines.runner import RunOptions, finish_pending, make_pipeline, run, single_run
+from pipelines.runner import RunOptions, make_pipeline, prepare, run, single_run
 from posthog_source import settings
 from posthog_source.config import check_range, parse_duration, parse_instant
 from posthog_source.errors import ConfigurationError
@@ -84,7 +84,7 @@ def backfill(
 
     pipeline = make_pipeline(options)
     with single_run(pipeline):
-        finish_pending(pipeline, options)
+        prepare(pipeline, options)  # on a fresh worker: the schema (and state) come back, so the markers are read
     done = finished_windows(pipeline, scope)
     todo = [w for w in windows if w not in done]
     log.info("backfill %s to %s: %d windows, %d already finished, %d to load", start, end, len(windows),

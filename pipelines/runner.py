@@ -6,18 +6,20 @@ import contextlib
 import fcntl
 import logging
 import os
+import tempfile
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import dlt
 from dlt.common.destination import Destination
-from dlt.common.pipeline import LoadInfo
+from dlt.common.pipeline import LoadInfo, get_dlt_pipelines_dir
 from dlt.common.runtime.collector import Collector, NullCollector
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.extract.resource import DltResource
 
+from pipelines import lake
 from posthog_source import ALL_TABLES, posthog_source
 from posthog_source.errors import ConfigurationError
 
@@ -25,10 +27,13 @@ DEFAULT_PIPELINE_NAME = "posthog_pipeline"
 # One file for run, backfill and report alike (not named like the dataset: DuckDB would confuse the two).
 DEFAULT_DUCKDB_FILE = "posthog_pipeline.duckdb"
 
-# The loader's DuckDB connection spills to disk past this, so loading a large run keeps memory flat (DuckDB's
-# default is 80 % of the machine). Our merges (upsert for events, delete-insert without a dedup window for
-# the rest) are joins, which spill.
-DUCKDB_LOADER_CONFIG = {"memory_limit": "384MB", "preserve_insertion_order": False}
+# The loader's DuckDB spills to disk past this limit, so a large load keeps the process small (DuckDB's default
+# is 80 % of the machine). The limit is not what makes a load pass: every statement we send streams or spills
+# (deletes by key, appends, joins; see EVENTS_DISPOSITION), so a load of any size fits it; benchmarks/resume.py
+# checks that with 300k 1 KB events killed and resumed at every point. Threads are capped because each one
+# pins its own buffers (parquet row groups being read), which on a many-core machine would add up past it.
+DUCKDB_LOADER_CONFIG = {"memory_limit": "384MB", "preserve_insertion_order": False,
+                        "threads": max(1, min(2, os.cpu_count() or 1))}
 
 log = logging.getLogger("pipelines")
 DEFAULT_DATASET = "posthog"
@@ -53,10 +58,19 @@ class RunOptions:
     table_format: str | None = None
 
 
+# Where a run found the pipeline state it continued from (see `prepare` and `state_origin`):
+# "local": the pipeline's working folder (pipelines_dir / DLT_DATA_DIR) held it;
+# "destination": the folder held none (a fresh worker) or an older one, and it was restored from the state dlt
+#     stores in the destination with every load (`_dlt_pipeline_state`), schemas included;
+# "none": neither had any, so this is a first run (it reads from `start_date`).
+StateOrigin = Literal["local", "destination", "none"]
+
+
 @dataclass
 class RunResult:
     load_info: LoadInfo | None
     rows_extracted: dict[str, int]
+    state_origin: StateOrigin = "none"
 
 
 def validate_resources(names: Sequence[str] | None) -> list[str] | None:
@@ -119,34 +133,115 @@ def _destination(options: RunOptions) -> Any:
 
 
 def run(options: RunOptions) -> RunResult:
-    """Finish what a killed run left behind, then extract, normalize and load one source run."""
+    """Restore the state (from the destination when the local folder has none), finish what a killed run
+    left behind, then extract, normalize and load one source run."""
     resources = validate_resources(options.resources)
     pipeline = make_pipeline(options)
     with single_run(pipeline):
-        finish_pending(pipeline, options)
+        origin = prepare(pipeline, options)
         source = posthog_source(**{k: v for k, v in options.source_args.items() if v is not None})
         if resources:
             source = source.with_resources(*resources)
         for extra in options.extra_resources:
             source.resources.add(extra)
-        pipeline.extract(source, table_format=options.table_format)  # type: ignore[arg-type]
-        pipeline.normalize()
-        with destination_lock(pipeline, options):
-            load_info = pipeline.load()
+        _bounded_merges(source, options)
+        with _plain_files_rules(options):
+            pipeline.extract(source, table_format=options.table_format)  # type: ignore[arg-type]
+            pipeline.normalize()
+            with destination_lock(pipeline, options):
+                load_info = pipeline.load()
+            if _plain_files(options):
+                where = lake.write_views(pipeline)
+                log.info("parquet files are append-only: each table's current rows are the views in %s "
+                         "(latest load per project for snapshots, latest row per key; docs/destinations.md)", where)
     counts = dict(pipeline.last_trace.last_normalize_info.row_counts) if pipeline.last_trace else {}
     counts = {t: n for t, n in counts.items() if not t.startswith("_dlt")}
-    return RunResult(load_info, counts)
+    return RunResult(load_info, counts, origin)
 
 
-def finish_pending(pipeline: dlt.Pipeline, options: RunOptions) -> None:
+def prepare(pipeline: dlt.Pipeline, options: RunOptions) -> StateOrigin:
+    """Make the pipeline's state current before a run reads anything; returns where it was found.
+
+    dlt restores state from the destination only inside `pipeline.run()`, which we do not call (we run the
+    steps ourselves, to finish killed runs and to take the destination lock), so the sync is done here:
+    - pending packages (a killed run) are loaded first and the sync is skipped: they carry a newer state than
+      the destination's, and dlt's sync may wipe the working folder (packages included) when the destination
+      dataset does not exist yet, which is the case after a first run killed before its load;
+    - otherwise `sync_destination()` takes the destination's state and schemas when they are newer than the
+      local ones (a fresh worker, or a stale copy of the folder), and wipes a local state whose dataset is gone
+      from the destination, so such a run starts over instead of continuing from a watermark over no data.
+    """
+    local = _has_local_state(pipeline)
+    if finish_pending(pipeline, options):
+        return "local"
+    before = pipeline.state.get("_version_hash")
+    with _duckdb_file_lock(options):
+        pipeline.sync_destination()
+    if pipeline.state.get("_version_hash") != before and pipeline.state.get("_state_version", 0) > 0:
+        log.info("pipeline state restored from the destination (dataset %s)", pipeline.dataset_name)
+        return "destination"
+    if local and _has_local_state(pipeline):
+        return "local"
+    if local:
+        log.info("the local pipeline state has no data in the destination any more: starting over")
+    return "none"
+
+
+def _has_local_state(pipeline: dlt.Pipeline) -> bool:
+    """A run of this pipeline has committed state into its working folder (a fresh pipeline has version 0)."""
+    return int(pipeline.state.get("_state_version", 0)) > 0 or not pipeline.first_run
+
+
+def state_origin(options: RunOptions) -> StateOrigin:
+    """Where the next run of `options` would find its state, without changing anything (for `check`).
+
+    "local" when the working folder holds a state; otherwise the destination is asked for the state dlt stored
+    there ("destination" if found, "none" if not), through a throw-away working folder so the real one is
+    left as it is. A DuckDB file that does not exist is not created.
+    """
+    working_dir = Path(options.pipelines_dir or get_dlt_pipelines_dir()) / options.pipeline_name
+    if working_dir.is_dir():  # only then: dlt.pipeline() would create the folder and an empty state
+        probe = make_pipeline(options)
+        if _has_local_state(probe) or probe.has_pending_data:
+            return "local"
+    if options.destination == "duckdb" and not os.path.exists(options.duckdb_path or default_duckdb_file()):
+        return "none"
+    with tempfile.TemporaryDirectory(prefix="posthog-dlt-state-") as scratch:
+        fresh = make_pipeline(replace(options, pipelines_dir=scratch))
+        with _duckdb_file_lock(options):
+            fresh.sync_destination()
+        return "destination" if int(fresh.state.get("_state_version", 0)) > 0 else "none"
+
+
+# How `events` are merged into SQL destinations (posthog_source/events.py declares upsert; the runner overrides it,
+# see docs/destinations.md). DuckDB's MERGE keeps every row it updates in memory until the commit, so a re-merge
+# of rows already loaded (a package resumed after a kill mid-load, a backfill over loaded days, a full refresh,
+# `verify --repair`) failed at the loader's memory limit once the changed rows outgrew it (300k 1 KB events:
+# "failed to pin block"). delete-insert deletes the staged keys (DuckDB only marks the rows) and appends the
+# staged rows (written to the database file as they come), so it runs in the same memory at any size.
+# `deduplicated`: dlt then skips its ROW_NUMBER window over all staged columns, which also grows with the
+# package; a package holds each key once (the walks of one run are disjoint keyset pages), the same
+# assumption the upsert's MERGE made. Table formats keep upsert: dlt's Delta/Iceberg have no delete-insert.
+EVENTS_DISPOSITION: dict[str, Any] = {"disposition": "merge", "strategy": "delete-insert", "deduplicated": True}
+
+
+def _bounded_merges(source: Any, options: RunOptions) -> None:
+    if "events" in source.resources and not options.table_format:
+        source.resources["events"].apply_hints(write_disposition=EVENTS_DISPOSITION)  # type: ignore[arg-type]
+
+
+def finish_pending(pipeline: dlt.Pipeline, options: RunOptions) -> bool:
     """A run killed after extracting left a package on disk: load it before anything new (dlt would
-    otherwise ignore the new data), so a re-run after any crash ends exact."""
+    otherwise ignore the new data), so a re-run after any crash ends exact. True when there was one."""
     _drop_extracted_copies_already_normalized(pipeline)
     if pipeline.has_pending_data:
         log.info("finishing the load of a previous run that was interrupted")
-        pipeline.normalize()
-        with destination_lock(pipeline, options):
-            pipeline.load()
+        with _plain_files_rules(options):
+            pipeline.normalize()
+            with destination_lock(pipeline, options):
+                pipeline.load()
+        return True
+    return False
 
 
 def _drop_extracted_copies_already_normalized(pipeline: dlt.Pipeline) -> None:
@@ -182,6 +277,63 @@ def single_run(pipeline: dlt.Pipeline) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _plain_files(options: RunOptions) -> bool:
+    return options.destination == "filesystem" and not options.table_format
+
+
+_LOAD_ID_SETTING = "NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_LOAD_ID"
+# What dlt says about every merged table of a plain-files run, once per table and run (merges become appends,
+# sentinel rows are not deletions there), and once per Arrow page about the `_dlt_load_id` column it adds (the
+# column's hints differ from the page's until the normalizer writes it): the rule replacing all of it is logged
+# once by `run` instead.
+_APPEND_ONLY_NOISE = ("Falling back to `append`", "hard_delete", "when merging arrow schema with dlt schema")
+
+
+class _AppendOnlyNoise(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(noise in message for noise in _APPEND_ONLY_NOISE)
+
+
+@contextlib.contextmanager
+def _plain_files_rules(options: RunOptions) -> Iterator[None]:
+    """Plain parquet files (filesystem destination without a table format): every Arrow page carries its
+    `_dlt_load_id` (dlt adds it to JSON rows only, unless told), which the reading rule in lake.py needs; and
+    dlt's per-table warnings that merges become appends are silenced (the run says it once). The setting is
+    scoped to the run (a user's own NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_LOAD_ID wins)."""
+    if not _plain_files(options):
+        yield
+        return
+    previous = os.environ.get(_LOAD_ID_SETTING)
+    if previous is None:
+        os.environ[_LOAD_ID_SETTING] = "true"
+    noise = _AppendOnlyNoise()
+    dlt_logger = logging.getLogger("dlt")
+    dlt_logger.addFilter(noise)
+    try:
+        yield
+    finally:
+        dlt_logger.removeFilter(noise)
+        if previous is None:
+            os.environ.pop(_LOAD_ID_SETTING, None)
+
+
+@contextlib.contextmanager
+def _duckdb_file_lock(options: RunOptions) -> Iterator[None]:
+    """DuckDB admits one process per file while it writes: every process of ours that opens the file (to
+    load, or to read the state) takes turns on `<file>.lock`. Other destinations: no lock."""
+    if options.destination != "duckdb":
+        yield
+        return
+    lock_path = Path(os.path.abspath(options.duckdb_path or default_duckdb_file()) + ".lock")
+    with open(lock_path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 @contextlib.contextmanager
 def destination_lock(pipeline: dlt.Pipeline, options: RunOptions) -> Iterator[None]:
     """Lets the processes of a fanned-out backfill load into one destination. DuckDB allows one writing
@@ -189,13 +341,8 @@ def destination_lock(pipeline: dlt.Pipeline, options: RunOptions) -> Iterator[No
     loads, but two processes creating or altering the same tables at once collide: the schema is migrated
     under an advisory lock per dataset, then the data loads concurrently. Others load as they are."""
     if options.destination == "duckdb":
-        lock_path = Path(os.path.abspath(options.duckdb_path or default_duckdb_file()) + ".lock")
-        with open(lock_path, "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with _duckdb_file_lock(options):
+            yield
         return
     if options.destination == "postgres" and pipeline.default_schema_name:
         with pipeline.sql_client() as client:

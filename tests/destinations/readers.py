@@ -40,6 +40,23 @@ def parquet_reader(bucket: Path, dataset: str = "posthog") -> Reader:
     return read
 
 
+def views_reader(bucket: Path, dataset: str = "posthog") -> Reader:
+    """Plain parquet files read the documented way: through the views the run writes with the data
+    (`<bucket>/<dataset>/_posthog_views.sql`, pipelines/lake.py), which return each table's current rows."""
+    from pipelines.lake import VIEWS_FILE
+
+    def read(table: str) -> Rows:
+        views = (bucket / dataset / VIEWS_FILE).read_text()
+        with duckdb.connect() as con:
+            con.execute("SET TimeZone = 'UTC'")
+            con.execute(views)
+            cursor = con.execute(f'SELECT * FROM "{table}"')
+            names = [d[0] for d in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    return read
+
+
 def delta_reader(bucket: Path, dataset: str = "posthog") -> Reader:
     """Delta tables read with the deltalake package (DuckDB's delta extension would need a download)."""
     from deltalake import DeltaTable

@@ -8,6 +8,8 @@ not yet deleted), `after:normalize`, `during:load` (rows written
 to the destination, package not yet marked complete), `backfill:N` (after N backfill batches), or
 `hold:extract` (not a kill: writes `<DLT_DATA_DIR>/holding` and sleeps, keeping the run lock).
 `--fast-retries` shortens the client's backoff so a fault storm fails in seconds, not minutes.
+`--duckdb-memory-limit SIZE` lowers the loader's DuckDB memory limit (pipelines.runner.DUCKDB_LOADER_CONFIG), so
+the suite can show on small data that a load fits its limit by design rather than by headroom.
 """
 
 from __future__ import annotations
@@ -104,6 +106,10 @@ def main(argv: list[str]) -> int:
     options, cli_args = argv[:split], argv[split + 1 :]
     if "--kill-at" in options:
         install(options[options.index("--kill-at") + 1])
+    if "--duckdb-memory-limit" in options:
+        import pipelines.runner as runner
+
+        runner.DUCKDB_LOADER_CONFIG["memory_limit"] = options[options.index("--duckdb-memory-limit") + 1]
     if "--fast-retries" in options:
         from posthog_source.client import PostHogClient
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.resume import pad_properties
 from fake_posthog import FakePostHog
 from posthog_source.catalogue import ENDPOINTS
 from tests.integration.test_events import assert_events_exact, assert_persons_exact
@@ -89,3 +90,40 @@ def test_second_concurrent_run_refuses(make_fake_server: Callable[..., FakePostH
     assert "Traceback" not in second.stderr
     assert run_cli(args, env, tmp_path).code == 0
     assert_events_exact(server.world, tmp_path)
+
+
+# Small enough for the suite, large for the limit: 70,000 events of ~1 KB (70 MB of properties) under a 64 MB
+# DuckDB limit, about the proportions of 300k 1 KB events under the 384 MB users get (benchmarks/resume.py
+# runs that size at every kill point).
+SMALL_LIMIT = "64MB"
+LARGE_RUN = ["run", "--resources", "events"]
+
+
+@pytest.fixture
+def padded_server(make_fake_server: Callable[..., FakePostHog]) -> FakePostHog:
+    server = make_fake_server(seed=17, events=70_000)
+    assert pad_properties(server.world, 1024) > 900
+    return server
+
+
+@pytest.mark.parametrize("kill_at", ["after:extract", "during:load"])
+def test_large_rows_resume_after_sigkill_within_the_memory_limit(padded_server: FakePostHog, tmp_path: Path,
+                                                                  kill_at: str) -> None:
+    env = cli_env(tmp_path, padded_server, SOURCES__POSTHOG__PAGE_SIZE="10000")
+    killed = run_cli(LARGE_RUN, env, tmp_path, kill_at=kill_at, duckdb_memory_limit=SMALL_LIMIT)
+    assert killed.code == KILLED, killed.stderr[-2000:]
+    rerun = run_cli(LARGE_RUN, env, tmp_path, duckdb_memory_limit=SMALL_LIMIT)
+    assert rerun.code == 0, rerun.stderr[-3000:]
+    assert_events_exact(padded_server.world, tmp_path)
+
+
+def test_re_merging_every_loaded_event_fits_the_memory_limit(padded_server: FakePostHog, tmp_path: Path) -> None:
+    """A full refresh re-reads every event; here each one changed, so every row is replaced. DuckDB's MERGE
+    held every updated row in memory ("failed to pin block" at the limit); delete + insert spills."""
+    env = cli_env(tmp_path, padded_server, SOURCES__POSTHOG__PAGE_SIZE="10000")
+    assert run_cli(LARGE_RUN, env, tmp_path, duckdb_memory_limit=SMALL_LIMIT).code == 0
+    padded_server.world.con.execute(
+        "UPDATE events SET properties = replace(properties, '\"padding\":\"', '\"padding\":\"changed ')")
+    rerun = run_cli([*LARGE_RUN, "--full-refresh"], env, tmp_path, duckdb_memory_limit=SMALL_LIMIT)
+    assert rerun.code == 0, rerun.stderr[-3000:]
+    assert_events_exact(padded_server.world, tmp_path)
