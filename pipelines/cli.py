@@ -268,6 +268,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     options = _run_options(args)
     preflight(options)
     result = run(options)
+    if result.rows_of_interrupted_run:
+        print_row_counts(result.rows_of_interrupted_run, "rows of the interrupted run, loaded first")
     print_row_counts(result.rows_extracted, "rows loaded this run")
     return EXIT_OK
 

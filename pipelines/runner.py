@@ -20,7 +20,8 @@ from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.extract.resource import DltResource
 
 from pipelines import lake
-from posthog_source import ALL_TABLES, posthog_source
+from posthog_source import ALL_TABLES, ControlRows, source_from_settings
+from posthog_source.config import load_settings
 from posthog_source.errors import ConfigurationError
 
 DEFAULT_PIPELINE_NAME = "posthog_pipeline"
@@ -71,6 +72,8 @@ class RunResult:
     load_info: LoadInfo | None
     rows_extracted: dict[str, int]
     state_origin: StateOrigin = "none"
+    # Rows of a killed run's package, loaded first (control rows included: their source is gone).
+    rows_of_interrupted_run: dict[str, int] = field(default_factory=dict)
 
 
 def validate_resources(names: Sequence[str] | None) -> list[str] | None:
@@ -138,8 +141,9 @@ def run(options: RunOptions) -> RunResult:
     resources = validate_resources(options.resources)
     pipeline = make_pipeline(options)
     with single_run(pipeline):
-        origin = prepare(pipeline, options)
-        source = posthog_source(**{k: v for k, v in options.source_args.items() if v is not None})
+        origin, finished = prepare(pipeline, options)
+        control = ControlRows()
+        source = source_from_settings(load_settings(**options.source_args), control=control)
         if resources:
             source = source.with_resources(*resources)
         for extra in options.extra_resources:
@@ -154,13 +158,19 @@ def run(options: RunOptions) -> RunResult:
                 where = lake.write_views(pipeline)
                 log.info("parquet files are append-only: each table's current rows are the views in %s "
                          "(latest load per project for snapshots, latest row per key; docs/destinations.md)", where)
-    counts = dict(pipeline.last_trace.last_normalize_info.row_counts) if pipeline.last_trace else {}
-    counts = {t: n for t, n in counts.items() if not t.startswith("_dlt")}
-    return RunResult(load_info, counts, origin)
+    return RunResult(load_info, _rows_stored(pipeline, control), origin, finished)
 
 
-def prepare(pipeline: dlt.Pipeline, options: RunOptions) -> StateOrigin:
-    """Make the pipeline's state current before a run reads anything; returns where it was found.
+def _rows_stored(pipeline: dlt.Pipeline, control: ControlRows | None) -> dict[str, int]:
+    """Rows per table of the last normalized package, without dlt's own tables and our control rows."""
+    info = pipeline.last_trace.last_normalize_info if pipeline.last_trace else None
+    counts = {t: n for t, n in dict(info.row_counts if info else {}).items() if not t.startswith("_dlt")}
+    return control.rows_stored(counts) if control is not None else counts
+
+
+def prepare(pipeline: dlt.Pipeline, options: RunOptions) -> tuple[StateOrigin, dict[str, int]]:
+    """Make the pipeline's state current before a run reads anything; returns where it was found and the rows
+    of a killed run's package that had to be loaded first.
 
     dlt restores state from the destination only inside `pipeline.run()`, which we do not call (we run the
     steps ourselves, to finish killed runs and to take the destination lock), so the sync is done here:
@@ -173,18 +183,18 @@ def prepare(pipeline: dlt.Pipeline, options: RunOptions) -> StateOrigin:
     """
     local = _has_local_state(pipeline)
     if finish_pending(pipeline, options):
-        return "local"
+        return "local", _rows_stored(pipeline, None)
     before = pipeline.state.get("_version_hash")
     with _duckdb_file_lock(options):
         pipeline.sync_destination()
     if pipeline.state.get("_version_hash") != before and pipeline.state.get("_state_version", 0) > 0:
         log.info("pipeline state restored from the destination (dataset %s)", pipeline.dataset_name)
-        return "destination"
+        return "destination", {}
     if local and _has_local_state(pipeline):
-        return "local"
+        return "local", {}
     if local:
         log.info("the local pipeline state has no data in the destination any more: starting over")
-    return "none"
+    return "none", {}
 
 
 def _has_local_state(pipeline: dlt.Pipeline) -> bool:

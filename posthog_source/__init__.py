@@ -30,8 +30,10 @@ from posthog_source.persons import person_distinct_ids_resource, persons_resourc
 from posthog_source.projects import ProjectCatalog
 from posthog_source.ratelimit import RateLimiter
 from posthog_source.sessions import cohort_people_resource, sessions_resource
+from posthog_source.snapshot import ControlRows
 
-__all__ = ["ALL_TABLES", "SETTING_NAMES", "SourceSettings", "build_client", "posthog_source", "source_from_settings"]
+__all__ = ["ALL_TABLES", "SETTING_NAMES", "ControlRows", "SourceSettings", "build_client", "posthog_source",
+           "source_from_settings"]
 
 
 def build_client(config: SourceSettings) -> PostHogClient:
@@ -47,8 +49,11 @@ def build_client(config: SourceSettings) -> PostHogClient:
                          timeout=(settings.CONNECT_TIMEOUT_SECONDS, config.request_timeout.total_seconds()))
 
 
-def build_resources(config: SourceSettings, client: PostHogClient | None = None) -> list[DltResource]:
-    """Every table of the contract as a dlt resource; nothing is sent to PostHog until one runs."""
+def build_resources(
+    config: SourceSettings, client: PostHogClient | None = None, control: ControlRows | None = None
+) -> list[DltResource]:
+    """Every table of the contract as a dlt resource; nothing is sent to PostHog until one runs. `control`
+    counts the sentinel and deletion rows each table sends (so a run's summary shows stored rows only)."""
     client = client or build_client(config)
     catalog = ProjectCatalog(client, config.project_ids)
     resources = [projects_resource(catalog)]
@@ -60,15 +65,20 @@ def build_resources(config: SourceSettings, client: PostHogClient | None = None)
         sessions_resource(client, catalog, config),
         cohort_people_resource(client, catalog, config),
     ]
+    if control is not None:
+        for resource in resources:
+            resource.add_map(control.counter(resource.name))
     return resources
 
 
-def source_from_settings(config: SourceSettings, client: PostHogClient | None = None) -> DltSource:
+def source_from_settings(
+    config: SourceSettings, client: PostHogClient | None = None, control: ControlRows | None = None
+) -> DltSource:
     """The source for settings built elsewhere (the CLI, backfills, tests that pass their own client)."""
 
     @dlt.source(name="posthog", max_table_nesting=0)
     def posthog() -> list[DltResource]:
-        return build_resources(config, client)
+        return build_resources(config, client, control)
 
     return posthog()
 

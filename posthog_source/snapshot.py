@@ -11,11 +11,13 @@ so a project the key cannot read (or a failing one) keeps its old rows.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import dlt
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401 - pa.compute
 from dlt.common.schema.typing import TTableSchemaColumns
 
 from posthog_source.errors import PermissionDeniedError
@@ -31,6 +33,40 @@ SENTINEL_HINTS: TTableSchemaColumns = {SENTINEL_COLUMN: {"data_type": "bool", "h
 SNAPSHOT_DISPOSITION: dict[str, Any] = {"disposition": "merge", "strategy": "delete-insert", "deduplicated": True}
 # Tables merged on their primary key (rows replaced key by key; a flagged row deletes its key).
 UPSERT_DISPOSITION: dict[str, Any] = {"disposition": "merge", "strategy": "upsert"}
+
+
+class ControlRows:
+    """How many sentinel and deletion rows each table sent this run: dlt counts them as rows, but they are
+    instructions, never stored, so the run's summary subtracts them."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.counts: dict[str, int] = {}
+
+    def add(self, table: str, n: int) -> None:
+        with self._lock:
+            self.counts[table] = self.counts.get(table, 0) + n
+
+    def counter(self, table: str) -> Callable[[Any], Any]:
+        """A dlt map step that counts the flagged rows of each item of `table` and passes the item on."""
+
+        def count(item: Any) -> Any:
+            data = getattr(item, "data", item)  # an item carrying hints (dlt.mark.with_hints) wraps its data
+            if isinstance(data, pa.Table) and SENTINEL_COLUMN in data.column_names:
+                flagged = pa.compute.sum(data.column(SENTINEL_COLUMN).cast(pa.int64())).as_py() or 0
+            elif isinstance(data, list):
+                flagged = sum(1 for row in data if isinstance(row, dict) and row.get(SENTINEL_COLUMN))
+            else:
+                flagged = 0
+            if flagged:
+                self.add(table, int(flagged))
+            return item
+
+        return count
+
+    def rows_stored(self, counted: dict[str, int]) -> dict[str, int]:
+        """dlt's per-table row counts without our control rows."""
+        return {table: max(0, n - self.counts.get(table, 0)) for table, n in counted.items()}
 
 
 def sentinel_row(project_id: int, key: dict[str, Any]) -> dict[str, Any]:
