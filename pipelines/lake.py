@@ -3,11 +3,13 @@
 dlt cannot merge or delete in plain files: every load appends its rows, marked with the load that wrote them
 (`_dlt_load_id`; the runner turns the column on for Arrow pages too). A table's current rows are therefore:
 
-1. snapshot tables (a per-project sentinel row, `_posthog_sentinel = true`, says "this load replaced the
-   project's rows"): only rows of the project's latest load that holds its sentinel, or of later loads;
+1. snapshot tables (a per-project sentinel row, `_posthog_sentinel = true` with a blank key, says "this load
+   replaced the project's rows"): only rows of the project's latest load that holds its sentinel, or of later
+   loads;
 2. of those, the latest row per primary key (events and persons are merged on their key elsewhere: a key seen
    in several loads keeps the row of the newest load);
-3. without the sentinel rows themselves;
+3. without flagged rows: the sentinels themselves, and keys whose latest row is a deletion (a person PostHog
+   deleted is sent as a flagged row with its key);
 4. counting only loads dlt completed (listed under `_dlt_loads/`): a run killed mid-load leaves files that the
    next run loads again, and a half-written snapshot must not replace a whole one.
 
@@ -23,9 +25,10 @@ from collections.abc import Sequence
 
 import dlt
 
-from posthog_source.rest import SENTINEL_COLUMN
+from posthog_source.snapshot import BLANK_KEY_VALUES, SENTINEL_COLUMN
 
 VIEWS_FILE = "_posthog_views.sql"
+BLANK_KEYS_SQL = "(" + ", ".join(f"'{v}'" for v in BLANK_KEY_VALUES) + ")"
 LOAD_ID = "_dlt_load_id"
 # Files written before load ids were added to Arrow pages: dlt's default layout names each file
 # `<load_id>.<file_id>.parquet`, so the load is read from the name.
@@ -55,14 +58,17 @@ def current_rows_sql(source: str, primary_key: Sequence[str], has_sentinel: bool
     kept = "landed"
     if has_sentinel:
         scope = "project_id" if project_scoped else "NULL"
+        # A sentinel (this load replaced the project's rows) carries a blank key; a deletion carries a real one.
+        blank = " AND ".join(f"CAST({_quote(c)} AS VARCHAR) IN {BLANK_KEYS_SQL}" for c in primary_key
+                             if c != "project_id") or "TRUE"
         steps.append(
             f"replaced AS (SELECT {scope} AS _scope, max(_load) AS _since FROM landed "
-            f"WHERE {SENTINEL_COLUMN} GROUP BY 1)"
+            f"WHERE {SENTINEL_COLUMN} AND {blank} GROUP BY 1)"
         )
         join = "ON replaced._scope = landed.project_id" if project_scoped else "ON TRUE"
         steps.append(
             "live AS (SELECT landed.* FROM landed LEFT JOIN replaced " + join + " "
-            f"WHERE landed._load >= coalesce(replaced._since, '') AND landed.{SENTINEL_COLUMN} IS NOT TRUE)"
+            "WHERE landed._load >= coalesce(replaced._since, ''))"
         )
         kept = "live"
     if primary_key:
@@ -75,6 +81,8 @@ def current_rows_sql(source: str, primary_key: Sequence[str], has_sentinel: bool
         excluded = "_load, _rank, filename"
     else:
         excluded = "_load, filename"
+    if has_sentinel:  # the flag decides after the ranking: a deletion must hide the key's older rows
+        kept += (" AND " if " WHERE " in kept else " WHERE ") + f"{SENTINEL_COLUMN} IS NOT TRUE"
     return "WITH " + ",\n".join(steps) + f"\nSELECT * EXCLUDE ({excluded}) FROM {kept}"
 
 

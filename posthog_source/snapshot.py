@@ -26,6 +26,9 @@ logger = logging.getLogger("posthog_source")
 
 # Rows with this column set are deleted by dlt (hard_delete) instead of inserted.
 SENTINEL_COLUMN = "_posthog_sentinel"
+# The key values of a sentinel (as text): no real row has them (ids start at 1, uuids and names are never empty,
+# group type indexes at 0). A flagged row with a real key is a deletion of that key.
+BLANK_KEY_VALUES = ("", "0", "-1")
 SENTINEL_HINTS: TTableSchemaColumns = {SENTINEL_COLUMN: {"data_type": "bool", "hard_delete": True}}
 # Rows of a snapshot are unique within a run (REST rows are de-duplicated on the key, HogQL tables have one
 # row per key), so dlt may skip its deduplication, a window over every staged column whose memory grows
