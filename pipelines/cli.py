@@ -268,6 +268,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     options = _run_options(args)
     preflight(options)
     result = run(options)
+    if getattr(args, "start_date", None) and not args.full_refresh and result.state_origin != "none":
+        log.warning("--start-date %s was not used: this pipeline continues from its watermark (state found %s); "
+                    "load older events with `posthog-pipeline backfill --start-date %s`, or re-read everything "
+                    "with --full-refresh", args.start_date,
+                    "locally" if result.state_origin == "local" else "in the destination", args.start_date)
     if result.rows_of_interrupted_run:
         print_row_counts(result.rows_of_interrupted_run, "rows of the interrupted run, loaded first")
     print_row_counts(result.rows_extracted, "rows loaded this run")
