@@ -24,8 +24,7 @@ import pendulum
 from dlt.extract.resource import DltResource
 
 from pipelines.runner import RunOptions, make_pipeline, prepare, run, single_run
-from posthog_source import settings
-from posthog_source.config import check_range, parse_duration, parse_instant
+from posthog_source.config import check_range, load_settings, parse_duration, parse_instant
 from posthog_source.errors import ConfigurationError
 from posthog_source.windows import split_windows
 
@@ -70,17 +69,18 @@ def backfill(
     start = parse_instant(start_date, "start_date")
     if start is None:
         raise ConfigurationError("backfill needs --start-date (ISO date such as 2024-01-01)")
+    config = load_settings(**options.source_args)  # every setting, from flags, TOML and env alike
     started_at = pendulum.now("UTC")
     end = parse_instant(end_date, "end_date")
     reaches_present = end is None or end >= started_at
-    configured_lag = options.source_args.get("ingestion_lag") or dlt.config.get("sources.posthog.ingestion_lag")
-    lag = parse_duration(configured_lag or settings.DEFAULT_INGESTION_LAG_SECONDS, "ingestion_lag", allow_zero=True)
+    lag = config.ingestion_lag.total_seconds()
     if reaches_present:
         end = started_at.subtract(seconds=lag)
     check_range(start, end)
     windows = split_windows(start, end, parse_duration(window, "window"))
-    projects = options.source_args.get("project_ids")
-    scope = "projects:" + (",".join(str(p) for p in projects) if projects else "all")
+    # The scope names the projects the windows were loaded for, wherever they were configured: finished windows
+    # of another project set are not this backfill's.
+    scope = "projects:" + (",".join(str(p) for p in config.project_ids) if config.project_ids else "all")
 
     pipeline = make_pipeline(options)
     with single_run(pipeline):

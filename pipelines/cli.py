@@ -40,7 +40,7 @@ from pipelines.runner import (
     validate_resources,
 )
 from posthog_source import ALL_TABLES, SETTING_NAMES, build_client, source_from_settings
-from posthog_source.catalogue import ENDPOINTS
+from posthog_source.catalogue import ENDPOINTS, HOGQL_TABLES
 from posthog_source.config import load_settings, parse_instant, parse_project_ids
 from posthog_source.errors import ConfigurationError, PermissionDeniedError, PostHogSourceError
 from posthog_source.projects import discover_projects
@@ -321,7 +321,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     print(f"projects ({len(projects)}):")
     for project, _ in projects:
         print(f"  {project.id}  {project.name}  (time zone {project.timezone})")
-    needed = {e.table: e.scope for e in ENDPOINTS} | {t: "query" for t in ("events", "persons", "person_distinct_ids")}
+    needed = {e.table: e.scope for e in ENDPOINTS} | {t: "query" for t in HOGQL_TABLES}
     missing = {t: s for t, s in needed.items() if not _scope_allows(scopes, s)}
     readable = [t for t in ALL_TABLES if t not in missing]
     print(f"readable: {', '.join(readable)}")

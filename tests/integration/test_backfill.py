@@ -71,3 +71,17 @@ def test_backfill_resumes_after_a_crash(make_fake_server, tmp_path, monkeypatch)
     backfill(options(server, tmp_path), START, "2026-03-16", "3d", workers=2)
     assert min(seen) > START  # resumed after the finished windows instead of starting over
     assert_events_exact(server.world, tmp_path)
+
+
+def test_the_scope_of_a_backfill_names_projects_configured_anywhere(make_fake_server, tmp_path, monkeypatch):
+    """Before: only --projects counted, so windows of projects set in TOML or env were recorded as "all", and a
+    later backfill of all projects skipped them without a word."""
+    server = make_fake_server(seed=22, events=3_000)
+    monkeypatch.setenv("SOURCES__POSTHOG__PROJECT_IDS", "1")
+    backfill(options(server, tmp_path), "2026-03-10", "2026-03-12", "1d", workers=2)
+    assert {m["scope"] for m in read_rows(tmp_path, MARKER_TABLE)} == {"projects:1"}
+    monkeypatch.delenv("SOURCES__POSTHOG__PROJECT_IDS")
+    backfill(options(server, tmp_path), "2026-03-10", "2026-03-12", "1d", workers=2)  # every project now
+    assert {m["scope"] for m in read_rows(tmp_path, MARKER_TABLE)} == {"projects:1", "projects:all"}
+    loaded = {r["project_id"] for r in read_rows(tmp_path, "events")}
+    assert loaded >= {1, 2}

@@ -62,7 +62,8 @@ def test_properties_keys_differing_by_case_and_unicode_survive(make_fake_server,
     run_pipeline(server, tmp_path, resources=["events"])
     both = [json.loads(r["properties"]) for r in read_rows(tmp_path, "events")]
     with_both = [p for p in both if "Plan" in p and "plan" in p]
-    assert with_both and all(p["Plan"] != p["plan"] or p["Plan"] == p["plan"] for p in with_both)
+    # the fake gives these events "Plan": "Pro" and "plan": "free": both keys survive with their own values
+    assert with_both and all(p["Plan"] == "Pro" and p["plan"] == "free" for p in with_both)
     assert any(any(ord(ch) > 127 for ch in json.dumps(p, ensure_ascii=False)) for p in both)
 
 
