@@ -12,6 +12,7 @@ import pytest
 from tests.destinations.postgres_server import PostgresCluster, PostgresUnavailable
 from tests.destinations.readers import Reader
 from tests.integration import test_events as events_checks
+from tests.integration import test_exactness as exactness_checks
 from tests.integration import test_metadata as metadata_checks
 
 
@@ -44,7 +45,7 @@ def check_rows_from(monkeypatch: pytest.MonkeyPatch) -> Callable[[Reader], None]
         def read_rows(workdir: object, table: str, dataset: str = "posthog") -> list[dict[str, object]]:
             return reader(table)
 
-        for module in (events_checks, metadata_checks):
+        for module in (events_checks, metadata_checks, exactness_checks):
             monkeypatch.setattr(module, "read_rows", read_rows)
 
     return use

@@ -126,3 +126,28 @@ def test_instants_with_any_offset_and_fraction_are_one_instant(micros, zone, dro
         text += f".{micros:06d}"
     text += zone
     assert hogql.convert_column([text], Kind.INSTANT, "DateTime64(6, 'UTC')", "UTC").to_pylist() == [base]
+
+
+# -- every HogQL table, in both value forms PostHog uses ----------------------------------------------
+ALL_HOGQL_TABLES = [hogql.EVENTS_BY_CREATED_AT, hogql.PERSONS, hogql.PERSON_DISTINCT_IDS, hogql.SESSIONS,
+                    hogql.COHORT_PEOPLE, hogql.STATIC_COHORT_PEOPLE, hogql.DELETED_PERSONS]
+FORMS = {  # kind -> (ClickHouse type, first form, second form) for two rows
+    Kind.INSTANT: ("DateTime64(6, 'UTC')", ["2026-03-06T14:24:34.632000Z", "2025-02-01T00:00:00Z"],
+                   ["2026-03-06T09:24:34.632-05:00", "2025-02-01T05:30:00+05:30"]),
+    Kind.BOOL: ("Int8", [1, 0], [True, False]),
+    Kind.INT: ("UInt64", [42, 7], ["42", "7"]),
+    Kind.STRING: ("String", [PERSON_ID, "a"], [PERSON_ID, "a"]),
+    # a JSON string as PostHog sends properties, or an object some versions parse first: the same text
+    Kind.JSON: ("String", ['{"a":1}', "{}"], [{"a": 1}, {}]),
+}
+
+
+@pytest.mark.parametrize("table", ALL_HOGQL_TABLES, ids=lambda t: t.table)
+def test_every_hogql_table_is_the_same_whatever_form_its_values_take(table):
+    types = [[c.expression, FORMS[c.kind][0]] for c in table.columns]
+    first = [list(row) for row in zip(*[FORMS[c.kind][1] for c in table.columns], strict=True)]
+    second = [list(row) for row in zip(*[FORMS[c.kind][2] for c in table.columns], strict=True)]
+    one = rows_to_arrow(first, table, UTC_PROJECT, types)
+    other = rows_to_arrow(second, table, UTC_PROJECT, [[name, "String"] for name, _ in types])
+    assert one.equals(other), table.table
+    assert one.schema == table.schema
