@@ -761,7 +761,8 @@ class World:
         source = "(SELECT * FROM events UNION ALL SELECT * FROM events_hidden)" if include_hidden else "events"
         table = self.cursor().execute(f"""
             SELECT e.uuid, e.event, e.distinct_id, coalesce(o.override_person_id, e.person_id) AS person_id,
-                   e.timestamp, e.created_at, e.properties, e.elements_chain, e."$session_id" AS session_id
+                   e.timestamp, e.created_at, e.properties, e.elements_chain, e."$session_id" AS session_id,
+                   e.person_id AS event_person_id
             FROM {source} e LEFT JOIN person_overrides o ON o.team_id = e.team_id AND o.old_person_id = e.person_id
             WHERE e.team_id = ? ORDER BY e.created_at, e.uuid""", [team_id]).to_arrow_table()
         if not as_dicts:

@@ -26,6 +26,7 @@ from typing import Any
 
 import pendulum
 
+from pipelines import lake
 from pipelines.runner import RunOptions, default_duckdb_file, destination_lock, make_pipeline, run
 from posthog_source import build_client, hogql, settings
 from posthog_source.client import PostHogClient
@@ -240,8 +241,12 @@ class _Destination:
         return {(int(p), _as_date(day)): int(n) for p, day, n in rows}
 
     def persons(self, project_ids: Sequence[int]) -> dict[int, int]:
+        table = self._table("persons")
+        if self.append_only:  # parquet files: the reading rule (snapshots, latest row per key, no flagged rows)
+            files = f"(SELECT *, CAST(NULL AS VARCHAR) AS filename FROM {table})"
+            table = f"({lake.current_rows_sql(files, ['project_id', 'id'], True, True)})"
         rows = self._fetch(
-            f"SELECT project_id, count(DISTINCT id) FROM {self._table('persons')}"
+            f"SELECT project_id, count(DISTINCT id) FROM {table} AS current_persons"
             f" WHERE {_in(project_ids)} AND id IS NOT NULL GROUP BY 1"
         )
         return {int(p): int(n) for p, n in rows}

@@ -4,7 +4,8 @@
   arrive. The first run reads every session in windows of `$start_timestamp` (sized by a per-day count);
   later runs re-read the sessions of the events ingested since the last run (plus the overlap), merged on
   (project_id, session_id). A session starts at most a day before its events (PostHog cuts sessions at 24 h),
-  so the re-read is bounded on `$start_timestamp` as well.
+  so the re-read is bounded on `$start_timestamp` as well; at the late sweep's pace, the sessions of very
+  late events (older than `max_lateness`) are re-read too.
 - `cohort_people` is each cohort's membership as PostHog last calculated it: dynamic cohorts from
   `cohort_people` at each cohort's newest `version` (older versions linger until PostHog cleans them up),
   static cohorts from `static_cohort_people`. It is a snapshot per project, so people who left a cohort
@@ -63,6 +64,8 @@ def sessions_resource(client: PostHogClient, catalog: ProjectCatalog, config: So
 
     def read(projects: Sequence[Project]) -> Iterator[pa.Table]:
         marks = Marks("events_watermark")
+        swept = Marks("swept_at")
+        swept_to = Marks("swept_to")
         now = pendulum.now("UTC")
         hi = now - config.ingestion_lag
         width = RowWidth(config.page_bytes)
@@ -71,16 +74,31 @@ def sessions_resource(client: PostHogClient, catalog: ProjectCatalog, config: So
             mark = None if config.full_refresh else marks.get(project.id)
             if mark is None:
                 producers += _windows(client, project, config, hi, width)
+                swept.stage(project.id, now)
+                swept_to.stage(project.id, hi)
             else:
                 since = mark - config.ingestion_overlap
                 touched = (f"session_id IN ({events_since(config, since, hi, '`$session_id`')})",
                            f"`$start_timestamp` >= {utc_literal(since - config.max_lateness - MAX_SESSION)}")
                 label = f"project {project.id} with events ingested since {since.isoformat()}"
                 producers.append(_walk(client, project, touched, config, width, label))
+                last = swept.get(project.id)
+                if last is None or now - last >= config.late_sweep:  # sessions of very late events
+                    frm = (swept_to.get(project.id) or mark) - config.ingestion_overlap
+                    # disjoint from the read above (one row per key in a load): sessions starting before it
+                    late = (f"session_id IN (SELECT `$session_id` FROM events WHERE "
+                            f"{' AND '.join(range_condition('created_at', frm, hi))} AND timestamp < "
+                            f"{utc_literal(since - config.max_lateness)})",
+                            f"`$start_timestamp` < {utc_literal(since - config.max_lateness - MAX_SESSION)}")
+                    producers.append(_walk(client, project, late, config, width,
+                                           f"project {project.id} sweep: sessions of very late events"))
+                    swept.stage(project.id, now)
+                    swept_to.stage(project.id, hi)
             if config.end_date is None:
                 marks.stage(project.id, hi)
         yield from interleave(producers, config.workers)
-        marks.commit()
+        for staged in (marks, swept, swept_to):
+            staged.commit()
 
     return sessions
 
