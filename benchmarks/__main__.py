@@ -88,42 +88,42 @@ class Bench:
         print(f"[{label}] generating {opts.events:,} events ...", flush=True)
         return FakeServer(opts, WORK / "logs" / label)
 
-    def after_ours(self, server: FakeServer, target: Target, scenario: str, round_: int) -> None:
+    def after_ours(self, server: FakeServer, target: Target, scenario: str, round_: int, name: str = "ours") -> None:
         """The second run on ours' pipeline: a no-op (nothing new), then every event merged again."""
-        kept = WORK / "runs" / scenario / "ours"
-        if scenario == "compare":
+        kept = WORK / "runs" / scenario / name
+        if scenario == "compare" and name == "ours":
             self.run(RUNNERS["ours"], server, target, "noop", round_, keep_from=kept)
-        if "ours_merge" in self.plan.systems or "ours" in self.plan.systems:
-            self.run(RUNNERS["ours_merge"], server, target, f"{scenario}_merge", round_, keep_from=kept)
+        self.run(RUNNERS[f"{name}_merge"], server, target, f"{scenario}_merge", round_, keep_from=kept)
 
     def compare(self) -> None:
         with self.server("compare", self.plan.events) as server:
             target = Target(server.url, server.key)
-            runners = self.runners("ours", "reference", "raw_limit")
+            runners = self.runners("ours", "ours_proposed", "reference", "raw_limit")
             for round_ in range(1, self.plan.rounds + 1):
                 shift = (round_ - 1) % max(1, len(runners))  # no system always goes first
                 for runner in runners[shift:] + runners[:shift]:
-                    if self.run(runner, server, target, "compare", round_) and runner.name == "ours":
-                        self.after_ours(server, target, "compare", round_)
+                    if self.run(runner, server, target, "compare", round_) and runner.name.startswith("ours"):
+                        self.after_ours(server, target, "compare", round_, runner.name)
 
     def scaling(self) -> None:
         for i, size in enumerate(self.plan.sizes):
             with self.server(f"scaling_{size}", size) as server:
                 target = Target(server.url, server.key)
-                for runner in self.runners("raw_limit", "ours"):
-                    if self.run(runner, server, target, f"scale_{size}", 1) and runner.name == "ours" and i == 0:
-                        self.after_ours(server, target, f"scale_{size}", 1)
+                for runner in self.runners("raw_limit", "ours", "ours_proposed"):
+                    if self.run(runner, server, target, f"scale_{size}", 1) and runner.name.startswith("ours") \
+                            and i == 0:
+                        self.after_ours(server, target, f"scale_{size}", 1, runner.name)
 
     def wide(self) -> None:
         with self.server("wide", self.plan.wide_events, fat_share=self.plan.fat_share) as server:
             target = Target(server.url, server.key)
-            for runner in self.runners("raw_limit", "ours"):
+            for runner in self.runners("raw_limit", "ours", "ours_proposed"):
                 self.run(runner, server, target, "wide", 1)
 
     def budget(self) -> None:
         scale = self.plan.time_scale
         with self.server("budget", self.plan.budget_events, rate_limits=True, time_scale=scale) as server:
-            for runner in self.runners("ours"):
+            for runner in self.runners("ours", "ours_proposed"):
                 self.run(runner, server, Target(server.url, server.key, time_scale=scale), "budget", 1)
 
     def peers(self) -> None:
@@ -208,15 +208,16 @@ def report_only() -> int:
 
 
 def merge_results(previous: Path, plan: Plan, fresh: list[Result]) -> list[Result]:
-    """Results of scenarios not re-run this time are kept from results.json (big runs are done one by one)."""
+    """Results of (scenario, system) pairs not re-run this time are kept from results.json (big runs are done
+    one by one)."""
     if not previous.exists():
         return fresh
-    rerun = {r.scenario for r in fresh}
+    rerun = {(r.scenario, r.system) for r in fresh}
     try:
         old = [Result(**r) for r in json.loads(previous.read_text())["results"]]
     except (ValueError, TypeError, KeyError):
         return fresh
-    return [r for r in old if r.scenario not in rerun] + fresh
+    return [r for r in old if (r.scenario, r.system) not in rerun] + fresh
 
 
 def main(argv: Sequence[str] | None = None) -> int:
