@@ -244,12 +244,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     WORK.mkdir(parents=True, exist_ok=True)
     results_path = WORK / ("results-quick.json" if plan.quick else "results.json")
     results = merge_results(results_path, plan, bench.results)
+    errors = bench.errors
+    if results_path.exists():  # failures of pairs not re-run stay on record
+        rerun = {f"{r.scenario}/{r.system} " for r in bench.results} | {e.split("round")[0] for e in bench.errors}
+        old = json.loads(results_path.read_text()).get("errors", [])
+        errors = [e for e in old if e.split("round")[0] not in rerun] + bench.errors
     results_path.write_text(json.dumps({"plan": asdict(plan), "results": [asdict(r) for r in results],
-                                        "errors": bench.errors, "elapsed_seconds": elapsed,
+                                        "errors": errors, "elapsed_seconds": elapsed,
                                         "finished_utc": finished, "machine": machine_line}, indent=1))
     if results:
         out_dir = WORK / "quick" if plan.quick else HERE  # a smoke run never overwrites the published results
-        write_report(plan, results, bench.errors, out_dir, elapsed, finished=finished, machine_line=machine_line)
+        write_report(plan, results, errors, out_dir, elapsed, finished=finished, machine_line=machine_line)
         print(f"wrote {out_dir / 'RESULTS.md'} and {out_dir / 'events_per_second.png'}")
     return 1 if bench.errors else 0
 
