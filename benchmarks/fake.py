@@ -42,12 +42,18 @@ class FakeOptions:
     rate_limits: bool = False
     time_scale: float = 1.0
     events_max_limit: int | None = None
+    property_padding: int = 0  # bytes of `$padding` on every other event: realistic ~1 KB rows
+    fat_share: float = 0.0  # share of 10-50 KB `$exception` / `$ai_generation` events
 
     def argv(self) -> list[str]:
         argv = [sys.executable, "-m", "fake_posthog", "--port", "0", "--seed", str(self.seed),
                 "--events", str(self.events), "--now", NOW.isoformat()]
         if self.rate_limits:
             argv += ["--rate-limits", "--time-scale", str(self.time_scale)]
+        if self.property_padding:
+            argv += ["--property-padding", str(self.property_padding)]
+        if self.fat_share:
+            argv += ["--fat-share", str(self.fat_share)]
         if self.events_max_limit is not None:
             argv += ["--events-max-limit", str(self.events_max_limit)]
         return argv
@@ -110,7 +116,7 @@ class FakeServer:
         events = self.stats()["tables"]["events"]
         return sum(int(events.get(str(p), 0)) for p in PROJECTS)
 
-    def counters(self) -> tuple[int, int]:
-        """(requests served, 429s served by the rate limiter) so far."""
+    def counters(self) -> tuple[int, int, int]:
+        """(requests served, 429s served, HogQL queries that ran) so far."""
         server = self.stats()["server"]
-        return int(server["requests"]), int(server["throttled"])
+        return int(server["requests"]), int(server["throttled"]), int(server.get("queries") or 0)

@@ -8,6 +8,7 @@ because a short spike between two samples still shows there.
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import subprocess
 import threading
@@ -29,6 +30,7 @@ class Measured:
     peak_tree_rss_mb: float  # max over samples of the summed RSS of the tree
     peak_process_hwm_mb: float  # max VmHWM of any single process seen in the tree
     returncode: int
+    cpu_seconds: float = float("nan")  # user + system CPU of the tree (every process waited for by its parent)
 
 
 def _children(pid: int) -> list[int]:
@@ -94,6 +96,11 @@ class TreeMemory:
             self._stop.wait(SAMPLE_SECONDS)
 
 
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def kill_tree(proc: subprocess.Popen[bytes]) -> None:
     """Stop a process we started and everything it started (it runs in its own session)."""
     if proc.poll() is not None:
@@ -115,6 +122,7 @@ def run_measured(argv: Sequence[str], env: Mapping[str, str], log_dir: Path, nam
     out_path = stdout_path or log_dir / f"{name}.stdout.log"
     err_path = log_dir / f"{name}.stderr.log"
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
+        cpu_before = _children_cpu()
         started = time.perf_counter()
         proc = subprocess.Popen(list(argv), env=dict(env), stdout=out, stderr=err, stdin=subprocess.DEVNULL,
                                 start_new_session=True, cwd=cwd)
@@ -128,7 +136,8 @@ def run_measured(argv: Sequence[str], env: Mapping[str, str], log_dir: Path, nam
                     raise BenchError(f"{name} timed out after {timeout:.0f} s; see {err_path}") from exc
         finally:
             kill_tree(proc)
+    cpu = _children_cpu() - cpu_before  # only the measured tree ends meanwhile (the fake server runs on)
     if check and returncode != 0:
         tail = err_path.read_text(errors="replace")[-2000:]
         raise BenchError(f"{name} exited with {returncode}; see {err_path}:\n{tail}")
-    return Measured(wall, memory.peak_tree_kb / 1024, memory.peak_hwm_kb / 1024, returncode)
+    return Measured(wall, memory.peak_tree_kb / 1024, memory.peak_hwm_kb / 1024, returncode, cpu)

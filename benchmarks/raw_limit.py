@@ -1,6 +1,6 @@
 """The ceiling: fetch exactly the HogQL keyset pages the connector fetches, parse them, write nothing.
 
-Plans come from the connector's own planner (same windows, same queries, same LIMIT 50,000) and run on
+Plans come from the connector's own planner (same windows, same queries, same byte-sized LIMITs) and run on
 the same number of parallel walks; each walk keeps one persistent http.client connection and parses with
 orjson. Whatever this reaches, no client of this server can beat on this machine.
 Prints {"rows", "distinct", "queries"} as JSON.
@@ -24,7 +24,7 @@ from benchmarks.fake import peer_arguments
 from posthog_source import settings
 from posthog_source.config import SourceSettings
 from posthog_source.events import EventMarks, QueryPlan, plan_events
-from posthog_source.hogql import build_query
+from posthog_source.hogql import RowWidth, build_query
 from posthog_source.projects import Project
 
 WORKERS = 4  # the connector's default number of parallel walks
@@ -42,6 +42,10 @@ class Client:
         self.lock = threading.Lock()
 
     def query(self, project: int, hogql: str) -> dict[str, Any]:
+        return self.query_sized(project, hogql)[0]
+
+    def query_sized(self, project: int, hogql: str) -> tuple[dict[str, Any], int]:
+        """The parsed answer and the size of its body (for byte-sized pages)."""
         conn = getattr(self.local, "conn", None)
         if conn is None:
             conn = self.local.conn = http.client.HTTPConnection(self.host, self.port, timeout=300)
@@ -53,23 +57,25 @@ class Client:
             self.queries += 1
         if response.status != 200:
             raise RuntimeError(f"query of project {project} answered {response.status}: {payload[:300]!r}")
-        return orjson.loads(payload)
+        return orjson.loads(payload), len(payload)
 
 
-def walk(client: Client, plan: QueryPlan) -> tuple[int, bool]:
+def walk(client: Client, plan: QueryPlan, width: RowWidth) -> tuple[int, bool]:
     """Every row of one plan; returns (rows, keys strictly increasing), the latter proving no duplicates."""
     rows, after, increasing = 0, None, True
     last_key: tuple[str, str] | None = None
     while True:
-        page = client.query(plan.project.id, build_query(plan.table, plan.conditions, after,
-                                                         settings.HOGQL_MAX_ROWS))["results"] or []
+        limit = width.limit(settings.HOGQL_MAX_ROWS)
+        answer, size = client.query_sized(plan.project.id, build_query(plan.table, plan.conditions, after, limit))
+        page = answer["results"] or []
+        width.observe(size, len(page))
         rows += len(page)
         if page:
             first = (page[0][4], page[0][0])
             increasing = increasing and (last_key is None or _instant(first[0]) > _instant(last_key[0])
                                          or (first[0] == last_key[0] and first[1] > last_key[1]))
             last_key = (page[-1][4], page[-1][0])
-        if len(page) < settings.HOGQL_MAX_ROWS:
+        if len(page) < limit:
             return rows, increasing
         assert last_key is not None
         after = (_instant(last_key[0]), last_key[1])
@@ -104,7 +110,8 @@ def main() -> int:
     client = Client(args.url, args.key)
     plans = plans_for(client, [int(p) for p in args.projects.split(",")], args.start_date)
     with ThreadPoolExecutor(WORKERS) as pool:
-        walks = list(pool.map(lambda plan: walk(client, plan), plans))
+        width = RowWidth()  # the connector's byte-sized pages (64 MB by default), shared by the walks as there
+        walks = list(pool.map(lambda plan: walk(client, plan, width), plans))
     rows = sum(r for r, _ in walks)
     exact = all(ok for _, ok in walks)
     sys.stdout.write(orjson.dumps({"rows": rows, "distinct": rows if exact else -1, "queries": client.queries,

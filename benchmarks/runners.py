@@ -53,6 +53,12 @@ class Result:
     requests: int
     throttled: int
     returncode: int = 0
+    cpu_seconds: float = float("nan")
+    queries: int = 0  # HogQL queries the server ran for it (count queries included)
+
+    @property
+    def cpu_us_per_event(self) -> float:
+        return 1e6 * self.cpu_seconds / self.distinct if self.distinct else float("nan")
 
     @property
     def events_per_second(self) -> float:
@@ -115,6 +121,54 @@ class Ours(Runner):
     def delivered(self, workdir: Path) -> Delivered:
         rows, distinct = duckdb_count(
             workdir / "ours.duckdb", "SELECT count(*), count(DISTINCT (project_id, uuid)) FROM posthog.events")
+        return Delivered(rows, distinct)
+
+
+class OursMerge(Ours):
+    """Ours again on the same pipeline and DuckDB file with `--full-refresh`: every event re-read and merged
+    into a table that already holds all of them (the incremental path's MERGE, at full size)."""
+
+    name = "ours_merge"
+
+    def command(self, target: Target, workdir: Path) -> tuple[list[str], dict[str, str]]:
+        argv, env = super().command(target, workdir)
+        return [*argv, "--full-refresh"], env
+
+
+class OursProposed(Ours):
+    """Ours with the loader changes proposed for pipelines/runner.py (benchmarks.ours_proposed)."""
+
+    name = "ours_proposed"
+
+    def command(self, target: Target, workdir: Path) -> tuple[list[str], dict[str, str]]:
+        argv, env = super().command(target, workdir)
+        return [sys.executable, "-m", "benchmarks.ours_proposed", *argv[1:]], env
+
+
+class OursProposedMerge(OursProposed):
+    name = "ours_proposed_merge"
+
+    def command(self, target: Target, workdir: Path) -> tuple[list[str], dict[str, str]]:
+        argv, env = super().command(target, workdir)
+        return [*argv, "--full-refresh"], env
+
+
+class Reference(Runner):
+    """A plain HogQL keyset -> Arrow -> dlt -> DuckDB extractor (benchmarks.reference), appending."""
+
+    name = "reference"
+
+    def command(self, target: Target, workdir: Path) -> tuple[list[str], dict[str, str]]:
+        env = base_env() | {"DLT_DATA_DIR": str(workdir / "dlt"), "RUNTIME__LOG_LEVEL": "WARNING"}
+        argv = [sys.executable, "-m", "benchmarks.reference", "--url", target.url, "--key", target.key,
+                "--start-date", START_DATE, "--projects", ",".join(map(str, PROJECTS)),
+                "--duckdb", str(workdir / "reference.duckdb")]
+        return argv, env
+
+    def delivered(self, workdir: Path) -> Delivered:
+        rows, distinct = duckdb_count(
+            workdir / "reference.duckdb",
+            "SELECT count(*), count(DISTINCT (project_id, uuid)) FROM posthog.events")
         return Delivered(rows, distinct)
 
 
@@ -206,7 +260,8 @@ class Airbyte(Runner):
         return Delivered(rows, len(ids))
 
 
-RUNNERS: dict[str, Runner] = {r.name: r for r in (Ours(), Airbyte(), RestApi(), RawLimit())}
+RUNNERS: dict[str, Runner] = {r.name: r for r in (Ours(), OursMerge(), OursProposed(), OursProposedMerge(),
+                                                   Reference(), RawLimit(), Airbyte(), RestApi())}
 
 
 def fresh_dir(path: Path) -> Path:
@@ -224,10 +279,10 @@ def measure(runner: Runner, server: FakeServer, target: Target, workdir: Path, s
     if not keep:
         fresh_dir(workdir)
     argv, env = runner.command(target, workdir)
-    requests_before, throttled_before = server.counters()
+    requests_before, throttled_before, queries_before = server.counters()
     measured = run_measured(argv, env, workdir / "logs", f"{runner.name}-{len(list(workdir.glob('logs/*')))}",
                             runner.timeout_seconds, runner.stdout_path(workdir), cwd=ROOT, check=runner.must_succeed)
-    requests_after, throttled_after = server.counters()
+    requests_after, throttled_after, queries_after = server.counters()
     try:
         delivered = runner.delivered(workdir)
     except (OSError, ValueError, duckdb.Error) as exc:
@@ -236,7 +291,8 @@ def measure(runner: Runner, server: FakeServer, target: Target, workdir: Path, s
         delivered = Delivered(0, 0)
     return Result(runner.name, scenario, measured.wall_seconds, measured.peak_tree_rss_mb,
                   measured.peak_process_hwm_mb, delivered.rows, delivered.distinct, server.truth(),
-                  requests_after - requests_before - 1, throttled_after - throttled_before, measured.returncode)
+                  requests_after - requests_before - 1, throttled_after - throttled_before, measured.returncode,
+                  measured.cpu_seconds, queries_after - queries_before)
 
 
 __all__ = ["RUNNERS", "ROOT", "Delivered", "Result", "Runner", "Target", "measure"]

@@ -16,10 +16,13 @@ Rules this module is built on (docs/posthog-api.md):
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import gc
 import logging
 import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -299,22 +302,74 @@ class Page:
 _PARSE_LOCK = threading.Lock()
 
 
+@contextlib.contextmanager
+def _no_cyclic_gc() -> Iterator[None]:
+    """A page is hundreds of thousands of new lists and strings, none in a cycle; Python's cyclic collector,
+    triggered every 700 allocations, would walk that growing heap again and again (a third of the parse's
+    CPU, measured in benchmarks/RESULTS.md). Reference counting still frees everything."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _load_malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim  # type: ignore[no-any-return]
+    except (OSError, AttributeError):  # not glibc: its allocator returns memory its own way
+        return None
+
+
+_MALLOC_TRIM = _load_malloc_trim()
+
+
+def _return_freed_memory() -> None:
+    """The parsed JSON of a page (about 1.5× its body, in small strings) is freed once the page is in Arrow,
+    but glibc keeps freed heap in its arenas: a run's resident memory would ratchet up page by page to
+    the worst moment of every thread. Handing it back after each page keeps the footprint one page deep
+    (measured in benchmarks/RESULTS.md); it costs about a millisecond."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
+
+
 def parse_page(content: bytes, table: HogQLTable, project: Project, limit: int) -> Page:
     """One HogQL answer -> an Arrow page converted by the answer's column types, and where to continue."""
-    with _PARSE_LOCK:
+    with _PARSE_LOCK, _no_cyclic_gc():
         response = orjson.loads(content)
         rows = response.get("results") or []
         if not rows:
             return Page(None, False, None)
-        arrow = rows_to_arrow(rows, table, project, response.get("types"))
         # The effective limit may be lower than asked (self-hosted settings): only a page shorter than both
         # ends the walk, never a short page alone.
         effective = min(limit, int(response.get("limit") or limit))
         more = len(rows) >= effective or bool(response.get("hasMore"))
+        arrow = _rows_to_arrow_releasing(rows, table, project, response.get("types"))
         cursor_value = arrow.column(table.cursor)[-1].as_py()
         tie_value = arrow.column(table.tie_breaker)[-1].as_py()
         key = dict.fromkeys((table.cursor, table.tie_breaker))
-        return Page(drop_adjacent_duplicates(arrow, list(key)), more, (cursor_value, tie_value))
+        page = Page(drop_adjacent_duplicates(arrow, list(key)), more, (cursor_value, tie_value))
+        del response, rows
+    _return_freed_memory()
+    return page
+
+
+# Rows converted at a time by parse_page: each slice's Python objects are freed as soon as it is in Arrow.
+_CONVERT_ROWS = 8192
+
+
+def _rows_to_arrow_releasing(rows: list[list[Any]], table: HogQLTable, project: Project, types: Any) -> pa.Table:
+    """rows_to_arrow by slices from the end, emptying `rows` as it goes, so a page never exists twice in
+    full (as Python objects and as Arrow) at the same moment. Same columns, types and errors."""
+    slices: list[pa.Table] = []
+    while rows:
+        start = max(0, len(rows) - _CONVERT_ROWS)
+        slices.append(rows_to_arrow(rows[start:], table, project, types))
+        del rows[start:]
+    slices.reverse()
+    return pa.concat_tables(slices) if len(slices) > 1 else slices[0]
 
 
 def drop_adjacent_duplicates(page: pa.Table, key: Sequence[str]) -> pa.Table:

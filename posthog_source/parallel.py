@@ -22,8 +22,9 @@ class _Failure:
 
 
 def interleave(producers: list[Callable[[], Iterator[T]]], workers: int, buffered: int | None = None) -> Iterator[T]:
-    """Items of every producer, in the order they become ready. The first error stops all producers and
-    is raised to the consumer."""
+    """Items of every producer, in the order they become ready. At most `buffered` (default 2 × workers)
+    items are in production or waiting, so that many producers run at once. The first error stops all
+    producers and is raised to the consumer."""
     if not producers:
         return
     workers = max(1, min(workers, len(producers)))
@@ -36,14 +37,20 @@ def interleave(producers: list[Callable[[], Iterator[T]]], workers: int, buffere
     stop = threading.Event()
 
     def run(produce: Callable[[], Iterator[T]]) -> None:
+        """A slot is taken *before* the next item is produced, so an item waiting for room is never held:
+        at most `buffered` items exist between the producers and the consumer, in production included."""
         try:
-            if stop.is_set():
-                return
-            for item in produce():
+            iterator = produce()
+            while True:
                 while not room.acquire(timeout=0.2):
                     if stop.is_set():
                         return
                 if stop.is_set():
+                    return
+                try:
+                    item = next(iterator)
+                except StopIteration:
+                    room.release()
                     return
                 items.put(item)
         except BaseException as error:  # noqa: BLE001 - handed to the consumer thread
