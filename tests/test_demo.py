@@ -6,6 +6,9 @@ cohort sizes from them (not zero-second one-event sessions).
 
 from __future__ import annotations
 
+import contextlib
+import io
+import re
 from pathlib import Path
 
 import duckdb
@@ -16,15 +19,17 @@ from pipelines.report import run_report
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
     folder = tmp_path_factory.mktemp("demo")
     db, page = folder / "demo.duckdb", folder / "demo.html"
-    assert run_demo(str(db), events=3000, seed=7, html_path=str(page)) == 0
-    return db, page
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert run_demo(str(db), events=3000, seed=7, html_path=str(page)) == 0
+    return db, page, out.getvalue()
 
 
-def test_demo_loads_sessions_and_cohort_people_with_the_rest(demo: tuple[Path, Path]) -> None:
-    db, _ = demo
+def test_demo_loads_sessions_and_cohort_people_with_the_rest(demo: tuple[Path, Path, str]) -> None:
+    db, _, printed = demo
     with duckdb.connect(str(db), read_only=True) as con:
         counts = dict(con.execute(
             "SELECT table_name, estimated_size FROM duckdb_tables() WHERE schema_name = 'posthog'").fetchall())
@@ -40,10 +45,14 @@ def test_demo_loads_sessions_and_cohort_people_with_the_rest(demo: tuple[Path, P
     assert sessions == in_events  # every session of the loaded events, once
     assert multi > sessions / 4 and longest >= 60  # real sessions: several events over minutes
     assert members > 0
+    line = re.search(r"^sessions: ([0-9,]+), median duration (.+), average (.+), bounce rate (\d+)%$",
+                     printed, flags=re.M)
+    assert line and int(line[1].replace(",", "")) == sessions and line[3] != "0s", printed[-2000:]
+    assert f"{members:,} memberships (current; no history kept)" in printed
 
 
-def test_demo_report_shows_session_durations_and_cohort_sizes(demo: tuple[Path, Path]) -> None:
-    db, page = demo
+def test_demo_report_shows_session_durations_and_cohort_sizes(demo: tuple[Path, Path, str]) -> None:
+    db, page, _ = demo
     report = run_report(str(db))
     days = report.models["sessions"].dicts()
     assert days and sum(d["median_duration_s"] > 0 for d in days) > len(days) / 2
