@@ -15,7 +15,7 @@ import duckdb
 
 from fake_posthog import FakePostHog, World
 from pipelines.report import format_report_text, run_report
-from pipelines.report_html import write_html
+from pipelines.report_html import format_duration, write_html
 from pipelines.runner import DEFAULT_DATASET, RunOptions, run
 
 log = logging.getLogger("pipelines")
@@ -51,6 +51,7 @@ def run_demo(duckdb_path: str, events: int = 300_000, seed: int = 1, html_path: 
     elapsed = time.monotonic() - started
     print(f"\nloaded into {target} in {elapsed:.1f} s")
     print_table_totals(str(target))
+    print_highlights(str(target))
     report = run_report(str(target), DEFAULT_DATASET)
     write_html(report, str(html))
     print()
@@ -80,3 +81,24 @@ def print_table_totals(duckdb_path: str) -> None:
         for table in tables:
             (count,) = con.execute(f'SELECT count(*) FROM "{DEFAULT_DATASET}"."{table}"').fetchone()
             print(f"  {table:<24}{count:>12,}")
+
+
+def print_highlights(duckdb_path: str) -> None:
+    """Sessions and cohorts in one line each: the report's per-day tables start with the oldest (sparse,
+    late-arriving) days, so this says up front what the whole dataset holds."""
+    with duckdb.connect(duckdb_path, read_only=True) as con:
+        loaded = {r[0] for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = ?", [DEFAULT_DATASET]).fetchall()}
+        if "sessions" in loaded:
+            n, median, avg, bounce = con.execute(
+                f"SELECT count(*), median(duration_seconds), avg(duration_seconds), avg(CAST(is_bounce AS INTEGER)) "
+                f'FROM "{DEFAULT_DATASET}".sessions').fetchone()
+            if n:
+                rate = "-" if bounce is None else f"{bounce:.0%}"
+                print(f"sessions: {n:,}, median duration {format_duration(median)}, average "
+                      f"{format_duration(avg)}, bounce rate {rate}")
+        if "cohort_people" in loaded:
+            cohorts, members = con.execute(
+                f'SELECT count(DISTINCT (project_id, cohort_id)), count(*) FROM "{DEFAULT_DATASET}".cohort_people'
+            ).fetchone()
+            print(f"cohorts with members: {cohorts:,}, {members:,} memberships (current; no history kept)")

@@ -33,8 +33,10 @@ MODEL_ORDER = (
     "retention_weekly",
     "funnel",
     "feature_flag_exposure",
-    "persons",
     "sessions",
+    "session_channels",
+    "cohort_sizes",
+    "persons",
 )
 
 #: Columns the models rely on, per loaded table, with the type they are read as.
@@ -58,9 +60,34 @@ EXPECTED_COLUMNS: dict[str, dict[str, str]] = {
     },
     "person_distinct_ids": {"project_id": "BIGINT", "distinct_id": "VARCHAR", "person_id": "VARCHAR"},
     "projects": {"id": "BIGINT", "name": "VARCHAR", "timezone": "VARCHAR"},
+    "sessions": {
+        "project_id": "BIGINT",
+        "session_id": "VARCHAR",
+        "distinct_id": "VARCHAR",
+        "start_timestamp": "TIMESTAMPTZ",
+        "end_timestamp": "TIMESTAMPTZ",
+        "duration_seconds": "BIGINT",
+        "entry_current_url": "VARCHAR",
+        "end_current_url": "VARCHAR",
+        "pageview_count": "BIGINT",
+        "autocapture_count": "BIGINT",
+        "is_bounce": "BOOLEAN",
+        "channel_type": "VARCHAR",
+    },
+    "cohort_people": {"project_id": "BIGINT", "cohort_id": "BIGINT", "person_id": "VARCHAR"},
+    "cohorts": {
+        "project_id": "BIGINT",
+        "id": "BIGINT",
+        "name": "VARCHAR",
+        "is_static": "BOOLEAN",
+        "count": "BIGINT",
+        "last_calculation": "TIMESTAMPTZ",
+        "deleted": "BOOLEAN",
+    },
 }
 
-DATA_TABLES = ("events", "persons", "person_distinct_ids")
+#: Tables whose rows make a report worth running (projects and cohorts alone are metadata).
+DATA_TABLES = ("events", "persons", "person_distinct_ids", "sessions", "cohort_people")
 DEFAULT_WINDOW_DAYS = 14
 DEFAULT_TOP_N = 10
 _ATTACHED = "posthog_src"

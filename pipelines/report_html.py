@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b
 OTHER_COLOUR = "#bab0ac"
 MAX_STACKED_EVENTS = 6
 TABLE_ROWS = 10
+MAX_COHORT_BARS = 10
 W, H = 560, 260
 M_LEFT, M_RIGHT, M_TOP, M_BOTTOM = 48, 16, 26, 40
 
@@ -92,13 +93,33 @@ def _project_section(result: ReportResult, pid: int) -> str:
               _retention_heatmap(_rows(result, "retention_weekly", pid))),
         _card("Funnel", funnel_note, _funnel_chart(_rows(result, "funnel", pid))),
     ]
-    for model_name in ("top_events", "top_pages", "feature_flag_exposure", "sessions", "persons"):
+    if _loaded(result, "sessions"):
+        sessions = _rows(result, "sessions", pid)
+        cards += [
+            _card("Sessions per day", "Sessions started each day (PostHog's sessions table); hover for details",
+                  _sessions_chart(sessions)),
+            _card("Session duration", "Median and average session length per day", _duration_chart(sessions)),
+        ]
+    if _loaded(result, "session_channels"):
+        cards.append(_card("Sessions by channel type", "Sessions and share · median duration and bounce rate",
+                           _channel_chart(_rows(result, "session_channels", pid))))
+    if _loaded(result, "cohort_sizes"):
+        cards.append(_card("Cohort sizes", f"Current members of the {MAX_COHORT_BARS} largest cohorts, as PostHog "
+                           "last calculated them (each run replaces them: no history)",
+                           _cohort_chart(_rows(result, "cohort_sizes", pid))))
+    for model_name in ("top_events", "top_pages", "feature_flag_exposure", "cohort_sizes", "persons"):
         model = result.models.get(model_name)
         if model is not None and not model.skipped:
             wide = len(model.columns) > 6
             cards.append(_card(model.title, "", _table(model, _rows(result, model_name, pid)), wide=wide))
     return f'<section class="project" data-project="{pid}"><h2>{escape(title)}</h2>' \
            f'<div class="grid">{"".join(cards)}</div></section>'
+
+
+def _loaded(result: ReportResult, name: str) -> bool:
+    """The model ran (its tables were loaded); a skipped one is named once at the top of the page instead."""
+    model = result.models.get(name)
+    return model is not None and not model.skipped
 
 
 def _card(title: str, note: str, body: str, wide: bool = False) -> str:
@@ -128,7 +149,11 @@ def _svg(body: str, label: str, height: int = H) -> str:
     )
 
 
-def _y_axis(value_max: float, height: int = H) -> tuple[str, float]:
+def _count_label(value: float) -> str:
+    return f"{value:g}" if value < 10_000 else f"{value / 1000:g}k"
+
+
+def _y_axis(value_max: float, height: int = H, label: Callable[[float], str] = _count_label) -> tuple[str, float]:
     """Grid lines and labels from 0 to a nice maximum above value_max; returns SVG and pixels per unit."""
     y_max, step = _nice_scale(value_max)
     top, bottom = M_TOP, height - M_BOTTOM
@@ -137,9 +162,8 @@ def _y_axis(value_max: float, height: int = H) -> tuple[str, float]:
     for i in range(round(y_max / step) + 1):
         value = i * step
         y = bottom - value * scale
-        label = f"{value:g}" if value < 10_000 else f"{value / 1000:g}k"
         parts.append(f'<line class="gridline" x1="{M_LEFT}" x2="{W - M_RIGHT}" y1="{y:.1f}" y2="{y:.1f}"/>')
-        parts.append(f'<text x="{M_LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{label}</text>')
+        parts.append(f'<text x="{M_LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{label(value)}</text>')
     parts.append(f'<line class="axis" x1="{M_LEFT}" x2="{W - M_RIGHT}" y1="{bottom}" y2="{bottom}"/>')
     return "".join(parts), scale
 
@@ -288,6 +312,132 @@ def _funnel_chart(rows: list[dict[str, Any]]) -> str:
             f'{r["step"]}. {escape(r["event"])}</text>'
         )
     return _svg("".join(parts), "Funnel")
+
+
+def format_duration(seconds: float | None) -> str:
+    """A session length people read at a glance: 45s, 3m 20s, 1h 05m."""
+    if seconds is None:
+        return "-"
+    total = round(seconds)
+    if total < 60:
+        return f"{total}s"
+    if total < 3600:
+        return f"{total // 60}m {total % 60:02d}s"
+    return f"{total // 3600}h {total % 3600 // 60:02d}m"
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
+
+
+def _day_slots(days_with_data: Sequence[dt.date]) -> tuple[list[dt.date], float, Callable[[dt.date], float]]:
+    """Every day from the first to the last one with data, the width of a day and its centre's x."""
+    first, last = min(days_with_data), max(days_with_data)
+    days = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+    slot = (W - M_LEFT - M_RIGHT) / len(days)
+
+    def x_of(day: dt.date) -> float:
+        return M_LEFT + ((day - first).days + 0.5) * slot
+
+    return days, slot, x_of
+
+
+def _sessions_chart(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return _empty()
+    days, slot, x_of = _day_slots([r["day"] for r in rows])
+    axis, scale = _y_axis(max(r["sessions"] for r in rows))
+    bar = max(slot * 0.7, 1)
+    parts = [axis]
+    for r in sorted(rows, key=lambda row: row["day"]):
+        height = r["sessions"] * scale
+        tip = (f"{r['day']}: {r['sessions']} sessions, {r['persons']} persons, median "
+               f"{format_duration(r['median_duration_s'])}, bounce rate {_share(r['bounce_rate'])}")
+        parts.append(
+            f'<rect class="mark" data-series="sessions" x="{x_of(r["day"]) - bar / 2:.1f}" '
+            f'y="{H - M_BOTTOM - height:.1f}" width="{bar:.1f}" height="{height:.1f}" fill="{PALETTE[0]}">'
+            f"<title>{escape(tip)}</title></rect>"
+        )
+    parts.append(_date_labels(days, x_of))
+    return _svg("".join(parts), "Sessions per day")
+
+
+def _duration_chart(rows: list[dict[str, Any]]) -> str:
+    """Median and average duration per day on one axis, in seconds or, past two minutes, in minutes."""
+    points = sorted((r["day"], r["median_duration_s"], r["avg_duration_s"]) for r in rows
+                    if r["median_duration_s"] is not None)
+    if not points:
+        return _empty()
+    days, _, x_of = _day_slots([d for d, _, _ in points])
+    longest = max(max(m, a) for _, m, a in points)
+    unit, suffix = (60, "m") if longest >= 120 else (1, "s")
+    axis, scale = _y_axis(longest / unit, label=lambda v: f"{v:g}{suffix}")
+    parts = [axis]
+    # the average first and dashed, so the median stays visible where the two meet
+    series = (("average", 2, PALETTE[3], ' stroke-dasharray="5 3"'), ("median", 1, PALETTE[2], ""))
+    for name, index, colour, dash in series:
+        coords = [(x_of(p[0]), H - M_BOTTOM - p[index] / unit * scale, p) for p in points]
+        path = " ".join(f"{'M' if i == 0 else 'L'}{x:.1f},{y:.1f}" for i, (x, y, _) in enumerate(coords))
+        parts.append(f'<path class="line" d="{path}" fill="none" stroke="{colour}" stroke-width="2"{dash}/>')
+        parts += [
+            f'<circle class="mark" data-series="{name}" cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{colour}">'
+            f"<title>{p[0]} {name}: {format_duration(p[index])}</title></circle>"
+            for x, y, p in coords
+        ]
+    parts.append(_date_labels(days, x_of))
+    return _svg("".join(parts), "Session duration per day") + _legend(
+        [("median duration", PALETTE[2]), ("average duration", PALETTE[3])]
+    )
+
+
+def _hbars(items: Sequence[tuple[str, float, str, str, str]], label: str, left: int = 130) -> str:
+    """Horizontal bars: (name, value, text after the bar, text at the right edge, fill) per row."""
+    row_h, top = 26, 6
+    height = top + row_h * len(items) + 6
+    right_col = 150 if any(item[3] for item in items) else 0
+    room = W - left - M_RIGHT - right_col - 70  # 70: the value after the bar
+    biggest = max((value for _, value, _, _, _ in items), default=0) or 1
+    parts = []
+    for i, (name, value, after, right, fill) in enumerate(items):
+        y = top + i * row_h
+        width = max(value / biggest * room, 1 if value else 0)
+        short = name if len(name) <= 20 else name[:19] + "…"
+        parts.append(
+            f'<text x="{left - 8}" y="{y + row_h / 2 + 4}" text-anchor="end">{escape(short)}</text>'
+            f'<rect class="mark" x="{left}" y="{y + 4}" width="{width:.1f}" height="{row_h - 8}" rx="3" '
+            f'fill="{fill}"><title>{escape(name)}: {escape(after)}{" · " + escape(right) if right else ""}'
+            f"</title></rect>"
+            f'<text x="{left + width + 6:.1f}" y="{y + row_h / 2 + 4}">{escape(after)}</text>'
+        )
+        if right:
+            parts.append(f'<text x="{W - M_RIGHT}" y="{y + row_h / 2 + 4}" text-anchor="end">{escape(right)}</text>')
+    return _svg("".join(parts), label, height=height)
+
+
+def _channel_chart(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return _empty()
+    items = [
+        (r["channel_type"], r["sessions"], f"{r['sessions']:,} · {_share(r['share'])}",
+         f"{format_duration(r['median_duration_s'])} · {_share(r['bounce_rate'])} bounce", PALETTE[4])
+        for r in sorted(rows, key=lambda row: row["rank"])
+    ]
+    return _hbars(items, "Sessions by channel type")
+
+
+def _cohort_chart(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return _empty()
+    largest = sorted(rows, key=lambda r: (-r["members"], r["cohort_id"]))[:MAX_COHORT_BARS]
+    kinds = {False: ("dynamic", PALETTE[0]), True: ("static", PALETTE[1]), None: ("not in the cohort list",
+                                                                                  OTHER_COLOUR)}
+    items = [
+        (r["name"] or f"cohort #{r['cohort_id']}", r["members"], f"{r['members']:,}", "", kinds[r["is_static"]][1])
+        for r in largest
+    ]
+    shown = [kinds[k] for k in (False, True, None) if any(r["is_static"] is k for r in largest)]
+    more = f'<p class="note">… and {len(rows) - len(largest)} smaller cohorts</p>' if len(rows) > len(largest) else ""
+    return _hbars(items, "Cohort sizes", left=150) + _legend(shown) + more
 
 
 def _table(model: ModelResult, rows: list[dict[str, Any]]) -> str:

@@ -126,8 +126,8 @@ def test_html_is_self_contained(tmp_path: Path) -> None:
     html = Path(fixed_page(tmp_path)).read_text()
     assert "<script" not in html and "<link" not in html and "@import" not in html and "url(" not in html
     assert not re.search(r"\b(src|href)\s*=", html), "nothing may be fetched"
-    assert html.count("<svg") == 8  # 4 charts x 2 projects
-    assert html.count('class="mark"') == 32 + 15  # see test_chromium_draws_every_chart
+    assert html.count("<svg") == 16  # 8 charts x 2 projects
+    assert html.count('class="mark"') == 32 + 26 + 15 + 13  # see test_chromium_draws_every_chart
 
 
 def test_chromium_loads_page_without_console_errors_and_draws_every_chart(tmp_path: Path) -> None:
@@ -137,18 +137,28 @@ def test_chromium_loads_page_without_console_errors_and_draws_every_chart(tmp_pa
     assert console_messages(run.stderr) == []
     sections = re.split(r'<section class="project" data-project="', run.stdout)[1:]
     assert [s[0] for s in sections] == ["1", "2"]
-    for section, (dau_weekly, volume, retention, funnel) in zip(
+    for section, marks in zip(
         sections,
         [
-            (8 + 3, 14, 4, 3),  # project 1: 8 active days + 3 weeks, 14 (day, event) bars, 4 cells, 3 steps
-            (3 + 2, 5, 2, 3),  # project 2
+            # project 1: 8 active days + 3 weeks, 14 (day, event) bars, 4 cells, 3 steps; sessions on 6 days,
+            # their median and average (2 x 6 points), 4 channels, 4 cohorts (deleted 104 left out)
+            [8 + 3, 14, 4, 3, 6, 2 * 6, 4, 4],
+            [3 + 2, 5, 2, 3, 3, 2 * 3, 3, 1],  # project 2
         ],
         strict=True,
     ):
         svgs = re.findall(r"<svg.*?</svg>", section, flags=re.S)
-        assert [svg.count('class="mark"') for svg in svgs] == [dau_weekly, volume, retention, funnel]
-        assert 'class="line"' in svgs[0]
+        assert [svg.count('class="mark"') for svg in svgs] == marks
+        assert 'class="line"' in svgs[0] and svgs[5].count('class="line"') == 2
     assert ">67%<" in sections[0] and "2 · 67%" in sections[0]  # retention cell and funnel label
+    sessions, durations, channels, cohorts = re.findall(r"<svg.*?</svg>", sections[0], flags=re.S)[4:]
+    assert "2024-03-11: 3 sessions, 3 persons, median 0s, bounce rate 50%" in sessions
+    assert ">60m<" in durations and "2024-03-10 median: 1h 00m" in durations  # minutes axis, s4 lasted an hour
+    assert "2024-03-11 average: 2m 13s" in durations  # (0 + 0 + 400) / 3 s
+    assert ">3 · 38%<" in channels and ">6m 40s · 33% bounce<" in channels  # Organic Search: median s9
+    assert [m for m in re.findall(r'text-anchor="end">([^<]+)<', cohorts)] == [
+        "Beta testers", "Paying customers", "cohort #105", "Churned"]
+    assert "Old import" not in sections[0]
 
 
 def test_console_error_detection_is_not_vacuous(tmp_path: Path) -> None:

@@ -75,14 +75,14 @@ def test_model_headers_declare_exactly_the_parameters_they_use() -> None:
     models = load_models()
     assert [m.name for m in models] == [
         "_person_events", "active_users", "event_volume", "top_events", "top_pages", "retention_weekly",
-        "funnel", "feature_flag_exposure", "persons", "sessions",
+        "funnel", "feature_flag_exposure", "sessions", "session_channels", "cohort_sizes", "persons",
     ]
     for model in models:
         body = "\n".join(line.split("--")[0] for line in model.sql.splitlines())
         body = re.sub(r"'(?:[^']|'')*'", "''", body)  # '$pageview' is data, not a parameter
         used = set(re.findall(r"\$([a-z_][a-z0-9_]*)", body))
         assert used == set(model.params), model.name
-        assert model.title and model.answers and "events" in model.requires
+        assert model.title and model.answers and model.requires, model.name
 
 
 def test_active_users_utc(dataset) -> None:
@@ -262,25 +262,50 @@ def test_persons(dataset) -> None:
 
 
 def test_sessions(dataset) -> None:
+    # From PostHog's sessions table, not the events: s9 and t4 count though their events were not loaded.
     assert run(dataset, "sessions") == [
-        (1, D(2024, 3, 4), 1, 1, 3, 1200.0, 1200.0, 1200.0),  # s1 e01..e03, 20 min
-        (1, D(2024, 3, 5), 1, 1, 2, 1800.0, 1800.0, 1800.0),  # s2
-        (1, D(2024, 3, 6), 1, 1, 2, 1800.0, 1800.0, 1800.0),  # s3
-        (1, D(2024, 3, 10), 1, 1, 3, 3600.0, 3600.0, 3600.0),  # s4 e07..e09
-        (1, D(2024, 3, 11), 2, 2, 2, 0.0, 0.0, 0.0),  # s5 (pa), s6 (pb): one event each
-        (1, D(2024, 3, 20), 1, 1, 1, 0.0, 0.0, 0.0),  # s8; e14..e16 have no session
-        (2, D(2024, 3, 4), 1, 1, 2, 1800.0, 1800.0, 1800.0),  # project 2's own s1
-        (2, D(2024, 3, 5), 1, 1, 2, 600.0, 600.0, 600.0),
-        (2, D(2024, 3, 13), 1, 1, 1, 0.0, 0.0, 0.0),
+        (1, D(2024, 3, 4), 1, 1, 2, 1200.0, 1200.0, 1200, 0.0),  # s1 anon-1 -> pa, 2 pageviews, no bounce
+        (1, D(2024, 3, 5), 1, 1, 1, 1800.0, 1800.0, 1800, 0.0),  # s2
+        (1, D(2024, 3, 6), 1, 1, 0, 1800.0, 1800.0, 1800, None),  # s3: no pageview, bounce unknown
+        (1, D(2024, 3, 10), 1, 1, 1, 3600.0, 3600.0, 3600, 0.0),  # s4 anon-9 (unmapped: its own person)
+        (1, D(2024, 3, 11), 3, 3, 4, 400 / 3, 0.0, 400, 0.5),  # s5 pa (NULL), s6 pb (bounce), s9 pz (not)
+        (1, D(2024, 3, 20), 1, 1, 0, 0.0, 0.0, 0, None),  # s8
+        (2, D(2024, 3, 4), 1, 1, 1, 1800.0, 1800.0, 1800, 0.0),  # project 2's own s1
+        (2, D(2024, 3, 5), 2, 1, 2, 300.0, 300.0, 600, 0.5),  # t2 anon-1 and t4 bob: both qb here
+        (2, D(2024, 3, 13), 1, 1, 0, 0.0, 0.0, 0, None),
     ]
-    assert [(r[1], r[2], r[5]) for r in run(dataset, "sessions", tz=NY, project_id=1)] == [
+    assert [(r[1], r[2], r[6]) for r in run(dataset, "sessions", tz=NY, project_id=1)] == [
         (D(2024, 3, 4), 1, 1200.0),
         (D(2024, 3, 5), 1, 1800.0),
         (D(2024, 3, 6), 1, 1800.0),
         (D(2024, 3, 9), 1, 3600.0),  # s4 starts 03-09 23:00 EST
         (D(2024, 3, 10), 1, 0.0),  # s5 03-10 23:30 EDT
-        (D(2024, 3, 11), 1, 0.0),
+        (D(2024, 3, 11), 2, 200.0),  # s6 00:30 EDT (a fixed -5 offset would say 03-10) and s9
         (D(2024, 3, 20), 1, 0.0),
+    ]
+
+
+def test_session_channels(dataset) -> None:
+    assert run(dataset, "session_channels") == [
+        (1, 1, "Direct", 3, 3 / 8, 1000.0, 1200.0, 0.0),  # s1 1200 (no bounce), s3 1800, s5 0 (both NULL)
+        (1, 2, "Organic Search", 3, 3 / 8, 2200 / 3, 400.0, 1 / 3),  # s2 1800, s6 0 (bounce), s9 400
+        (1, 3, "Email", 1, 1 / 8, 0.0, 0.0, None),  # ties by name
+        (1, 4, "Paid Search", 1, 1 / 8, 3600.0, 3600.0, 0.0),
+        (2, 1, "Direct", 2, 0.5, 300.0, 300.0, 0.5),  # t2 600, t4 0 (bounce)
+        (2, 2, "Referral", 1, 0.25, 1800.0, 1800.0, 0.0),
+        (2, 3, "Unknown", 1, 0.25, 0.0, 0.0, None),  # t3 has no channel
+    ]
+    top_two = run(dataset, "session_channels", top_n=2, project_id=1)
+    assert [(r[2], r[4]) for r in top_two] == [("Direct", 3 / 8), ("Organic Search", 3 / 8)]  # shares of all 8
+
+
+def test_cohort_sizes(dataset) -> None:
+    assert run(dataset, "cohort_sizes") == [
+        (1, 102, "Beta testers", True, 3, 3, None),  # static: never calculated
+        (1, 101, "Paying customers", False, 2, 2, T(20, 0)),
+        (1, 105, None, None, 1, None, None),  # members, no cohorts row
+        (1, 103, "Churned", False, 0, 0, T(20, 0)),  # no members; deleted 104 left out
+        (2, 101, "Beta users", False, 2, 1, T(13, 12)),  # PostHog's count lags; same id as project 1's
     ]
 
 
@@ -309,7 +334,8 @@ def test_only_events_loaded_without_person_columns(tmp_path: Path, db_path: str)
     monthly = [(r["project_id"], r["active_users"]) for r in result.models["active_users"].dicts()
                if r["grain"] == "month"]
     assert monthly == [(1, 5), (2, 3)]  # anon-1 alice bob anon-9 ghost | alice anon-1 bob
-    assert result.models["sessions"].rows == []
+    assert result.models["sessions"].skipped == "table(s) not loaded: sessions"
+    assert result.models["cohort_sizes"].skipped == "table(s) not loaded: cohort_people"
     assert [r[1] for r in result.models["persons"].rows if r[0] == 2] == ["alice", "anon-1", "bob"]
 
 
@@ -320,8 +346,31 @@ def test_missing_events_table_skips_models(tmp_path: Path) -> None:
     con.execute("CREATE TABLE posthog.persons AS SELECT 1::BIGINT AS project_id, 'p' AS id")
     con.close()
     result = run_report(str(path))
-    assert {r.skipped for r in result.models.values()} == {"table(s) not loaded: events"}
+    assert {name: r.skipped for name, r in result.models.items() if r.skipped != "table(s) not loaded: events"} == {
+        "sessions": "table(s) not loaded: sessions",
+        "session_channels": "table(s) not loaded: sessions",
+        "cohort_sizes": "table(s) not loaded: cohort_people",
+    }
+    assert all(r.skipped for r in result.models.values())
     assert "skipped: table(s) not loaded: events" in format_report_text(result)
+
+
+def test_sessions_and_cohorts_without_events_or_mappings(tmp_path: Path, db_path: str) -> None:
+    """Only sessions and cohort_people loaded: their models run, persons are the distinct ids, names unknown."""
+    path = tmp_path / "sessions_only.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute(f"ATTACH '{db_path}' AS fx (READ_ONLY)")
+    con.execute("CREATE SCHEMA posthog")
+    con.execute("CREATE TABLE posthog.sessions AS SELECT * EXCLUDE (pageview_count) FROM fx.posthog.sessions")
+    con.execute("CREATE TABLE posthog.cohort_people AS SELECT * FROM fx.posthog.cohort_people")
+    con.close()
+    result = run_report(str(path), project_id=2)
+    assert result.models["top_events"].skipped == "table(s) not loaded: events"
+    days = [(r["day"], r["sessions"], r["persons"], r["pageviews"]) for r in result.models["sessions"].dicts()]
+    assert days == [(D(2024, 3, 4), 1, 1, 0), (D(2024, 3, 5), 2, 2, 0), (D(2024, 3, 13), 1, 1, 0)]  # anon-1, bob
+    assert result.models["cohort_sizes"].rows == [(2, 101, None, None, 2, None, None)]
+    everyone = run_report(str(path)).models["cohort_sizes"].rows
+    assert [(r[1], r[4]) for r in everyone if r[0] == 1] == [(102, 3), (101, 2), (104, 1), (105, 1)]
 
 
 def test_file_named_like_the_dataset(tmp_path: Path, db_path: str) -> None:
