@@ -30,11 +30,12 @@ DEFAULT_DUCKDB_FILE = "posthog_pipeline.duckdb"
 
 # The loader's DuckDB spills to disk past this limit, so a large load keeps the process small (DuckDB's default
 # is 80 % of the machine). The limit is not what makes a load pass: every statement we send streams or spills
-# (deletes by key, appends, joins; see EVENTS_DISPOSITION), so a load of any size fits it; benchmarks/resume.py
-# checks that with 300k 1 KB events killed and resumed at every point. Threads are capped because each one
-# pins its own buffers (parquet row groups being read), which on a many-core machine would add up past it.
-DUCKDB_LOADER_CONFIG = {"memory_limit": "384MB", "preserve_insertion_order": False,
-                        "threads": max(1, min(2, os.cpu_count() or 1))}
+# (deletes by key, appends, joins; see posthog_source/events.py EVENTS_DISPOSITION), so a load of any size fits
+# it; benchmarks/resume.py checks that with 300k 1 KB events killed and resumed at every point, and the suite
+# with a 64 MB limit. One thread: each pins its own buffers (parquet row groups being read); measured on 300k
+# events, one thread and 256 MB load in the same time with 5.9 instead of 9.6 CPU s and a peak of 745 instead
+# of 1,143 MiB (benchmarks/RESULTS.md).
+DUCKDB_LOADER_CONFIG = {"memory_limit": "256MB", "preserve_insertion_order": False, "threads": 1}
 
 log = logging.getLogger("pipelines")
 DEFAULT_DATASET = "posthog"
@@ -223,21 +224,14 @@ def state_origin(options: RunOptions) -> StateOrigin:
         return "destination" if int(fresh.state.get("_state_version", 0)) > 0 else "none"
 
 
-# How `events` are merged into SQL destinations (posthog_source/events.py declares upsert; the runner overrides it,
-# see docs/destinations.md). DuckDB's MERGE keeps every row it updates in memory until the commit, so a re-merge
-# of rows already loaded (a package resumed after a kill mid-load, a backfill over loaded days, a full refresh,
-# `verify --repair`) failed at the loader's memory limit once the changed rows outgrew it (300k 1 KB events:
-# "failed to pin block"). delete-insert deletes the staged keys (DuckDB only marks the rows) and appends the
-# staged rows (written to the database file as they come), so it runs in the same memory at any size.
-# `deduplicated`: dlt then skips its ROW_NUMBER window over all staged columns, which also grows with the
-# package; a package holds each key once (the walks of one run are disjoint keyset pages), the same
-# assumption the upsert's MERGE made. Table formats keep upsert: dlt's Delta/Iceberg have no delete-insert.
-EVENTS_DISPOSITION: dict[str, Any] = {"disposition": "merge", "strategy": "delete-insert", "deduplicated": True}
+# Delta and Iceberg tables (the filesystem destination's table formats) have no delete-insert, which the source
+# declares for `events` (posthog_source/events.py says why: bounded memory at any size); there they upsert.
+TABLE_FORMAT_EVENTS_DISPOSITION: dict[str, Any] = {"disposition": "merge", "strategy": "upsert"}
 
 
 def _bounded_merges(source: Any, options: RunOptions) -> None:
-    if "events" in source.resources and not options.table_format:
-        source.resources["events"].apply_hints(write_disposition=EVENTS_DISPOSITION)  # type: ignore[arg-type]
+    if "events" in source.resources and options.table_format:
+        source.resources["events"].apply_hints(write_disposition=TABLE_FORMAT_EVENTS_DISPOSITION)  # type: ignore
 
 
 def finish_pending(pipeline: dlt.Pipeline, options: RunOptions) -> bool:
