@@ -127,3 +127,19 @@ def test_re_merging_every_loaded_event_fits_the_memory_limit(padded_server: Fake
     rerun = run_cli([*LARGE_RUN, "--full-refresh"], env, tmp_path, duckdb_memory_limit=SMALL_LIMIT)
     assert rerun.code == 0, rerun.stderr[-3000:]
     assert_events_exact(padded_server.world, tmp_path)
+
+
+def test_very_wide_events_load_within_the_loaders_memory(tmp_path):
+    """`$exception` / `$ai_generation` events of 10-50 KB: a parquet row group of dlt's default 5,000 rows of
+    them is larger than the loader's DuckDB memory, which DuckDB must hold whole. Row groups are cut by rows
+    small enough for any width, so the load fits in the memory users get (~22 KB events)."""
+    from fake_posthog.server import FakePostHog
+    from fake_posthog.world import World
+    from pipelines import runner
+    from tests.conftest import FAKE_NOW
+    from tests.helpers import read_rows, run_pipeline
+
+    assert runner.DUCKDB_LOADER_CONFIG["memory_limit"] == "256MB"  # what users get
+    with FakePostHog(World.generate(seed=9, events=12_000, now=FAKE_NOW, fat_share=0.7)) as server:
+        run_pipeline(server, tmp_path, resources=["events"])
+        assert len(read_rows(tmp_path, "events")) == sum(server.world.stats()["events"].values())
