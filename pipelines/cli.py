@@ -35,6 +35,7 @@ from pipelines.runner import (
     DEFAULT_DUCKDB_FILE,
     DEFAULT_PIPELINE_NAME,
     RunOptions,
+    apply_destination_hints,
     default_duckdb_file,
     run,
     validate_resources,
@@ -194,6 +195,7 @@ def check_table_format(options: RunOptions) -> None:
     if not options.table_format:
         return
     source = source_from_settings(load_settings(**options.source_args))
+    apply_destination_hints(source, options)
     chosen = options.resources or list(source.resources)
     resources = [source.resources[name] for name in chosen if name in source.resources]
     refused = tables_refused_by_table_format(resources, options.destination, options.table_format)

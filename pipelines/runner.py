@@ -149,7 +149,7 @@ def run(options: RunOptions) -> RunResult:
             source = source.with_resources(*resources)
         for extra in options.extra_resources:
             source.resources.add(extra)
-        _bounded_merges(source, options)
+        apply_destination_hints(source, options)
         with _plain_files_rules(options):
             pipeline.extract(source, table_format=options.table_format)  # type: ignore[arg-type]
             pipeline.normalize()
@@ -229,7 +229,8 @@ def state_origin(options: RunOptions) -> StateOrigin:
 TABLE_FORMAT_EVENTS_DISPOSITION: dict[str, Any] = {"disposition": "merge", "strategy": "upsert"}
 
 
-def _bounded_merges(source: Any, options: RunOptions) -> None:
+def apply_destination_hints(source: Any, options: RunOptions) -> None:
+    """What the destination changes in the source's hints: events upsert in Delta/Iceberg tables."""
     if "events" in source.resources and options.table_format:
         source.resources["events"].apply_hints(write_disposition=TABLE_FORMAT_EVENTS_DISPOSITION)  # type: ignore
 
