@@ -29,6 +29,7 @@ import duckdb
 from benchmarks.procs import run_measured
 from fake_posthog.server import FakePostHog
 from fake_posthog.world import World
+from pipelines.runner import DUCKDB_LOADER_CONFIG
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "benchmarks" / ".work" / "resume"
@@ -137,7 +138,8 @@ def write_report(results: list[Case], total: int, mean: float) -> None:
         "# Kill and resume at size",
         "",
         f"`python -m benchmarks.resume`: {total:,} events with properties of {mean:.0f} bytes on average, loaded into",
-        "DuckDB with the settings users get (the loader's 384 MB limit), SIGKILLed at each point, then resumed.",
+        f"DuckDB with the settings users get (the loader's {DUCKDB_LOADER_CONFIG['memory_limit']} limit, "
+        f"{DUCKDB_LOADER_CONFIG['threads']} thread), SIGKILLed at each point, then resumed.",
         "Peak RSS: summed over the CLI's process tree. Exact: every event once, none missing, values equal.",
         f"Machine: {os.cpu_count()} cores; measured {datetime.now(UTC):%Y-%m-%d}.",
         "",
