@@ -38,6 +38,7 @@ from pipelines.runner import (
     apply_destination_hints,
     default_duckdb_file,
     run,
+    state_origin,
     validate_resources,
 )
 from posthog_source import ALL_TABLES, SETTING_NAMES, build_client, source_from_settings
@@ -329,6 +330,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     print(f"readable: {', '.join(readable)}")
     for table, scope in sorted(missing.items()):
         print(f"not readable: {table} (add the scope '{scope}:read' to the key)")
+    origin = state_origin(RunOptions(pipeline_name=args.pipeline_name, destination=args.destination,
+                                     dataset_name=args.dataset_name))
+    where = {"local": "in the local pipeline folder", "destination": "in the destination (restored by the next run)",
+             "none": "none yet: the next run is a first run"}[origin]
+    print(f"state of pipeline '{args.pipeline_name}' ({args.destination}): {where}")
     return EXIT_OK
 
 
@@ -545,6 +551,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     check_parser = command("check", "verify host, key, scopes and projects")
     check_parser.add_argument("--projects")
+    check_parser.add_argument("--destination", default="duckdb", help="where to look for the pipeline's state")
+    check_parser.add_argument("--dataset-name", default=DEFAULT_DATASET)
+    check_parser.add_argument("--pipeline-name", default=DEFAULT_PIPELINE_NAME)
     check_parser.set_defaults(handler=cmd_check)
 
     demo_parser = command("demo", "everything against the bundled local PostHog, no credentials")

@@ -30,3 +30,17 @@ def test_a_start_date_in_the_future_is_refused_before_anything_is_read(make_fake
     assert result.returncode == 2
     assert result.stderr.strip().startswith("error: start_date 2999-01-01") and "in the future" in result.stderr
     assert not [line for line in server.request_log if "/query" in str(line)]
+
+
+def test_check_says_where_the_next_run_finds_its_state(make_fake_server, tmp_path):
+    import shutil
+
+    server = make_fake_server(seed=42, events=800)
+    env = env_for(server, tmp_path)
+    before = cli(["check"], env, tmp_path)
+    assert before.returncode == 0, before.stderr
+    assert "state of pipeline 'posthog_pipeline' (duckdb): none yet" in before.stdout
+    assert cli(["run", "--resources", "events"], env, tmp_path).returncode == 0
+    assert "in the local pipeline folder" in cli(["check"], env, tmp_path).stdout
+    shutil.rmtree(tmp_path / "dlt")  # a fresh worker: no local folder
+    assert "in the destination (restored by the next run)" in cli(["check"], env, tmp_path).stdout
