@@ -98,7 +98,7 @@ class Bench:
     def compare(self) -> None:
         with self.server("compare", self.plan.events) as server:
             target = Target(server.url, server.key)
-            runners = self.runners("ours", "ours_proposed", "reference", "raw_limit")
+            runners = self.runners("ours", "reference", "raw_limit")
             for round_ in range(1, self.plan.rounds + 1):
                 shift = (round_ - 1) % max(1, len(runners))  # no system always goes first
                 for runner in runners[shift:] + runners[:shift]:
@@ -109,7 +109,7 @@ class Bench:
         for i, size in enumerate(self.plan.sizes):
             with self.server(f"scaling_{size}", size) as server:
                 target = Target(server.url, server.key)
-                for runner in self.runners("raw_limit", "ours", "ours_proposed"):
+                for runner in self.runners("raw_limit", "ours"):
                     if self.run(runner, server, target, f"scale_{size}", 1) and runner.name.startswith("ours") \
                             and i == 0:
                         self.after_ours(server, target, f"scale_{size}", 1, runner.name)
@@ -117,13 +117,13 @@ class Bench:
     def wide(self) -> None:
         with self.server("wide", self.plan.wide_events, fat_share=self.plan.fat_share) as server:
             target = Target(server.url, server.key)
-            for runner in self.runners("raw_limit", "ours", "ours_proposed"):
+            for runner in self.runners("raw_limit", "ours"):
                 self.run(runner, server, target, "wide", 1)
 
     def budget(self) -> None:
         scale = self.plan.time_scale
         with self.server("budget", self.plan.budget_events, rate_limits=True, time_scale=scale) as server:
-            for runner in self.runners("ours", "ours_proposed"):
+            for runner in self.runners("ours"):
                 self.run(runner, server, Target(server.url, server.key, time_scale=scale), "budget", 1)
 
     def peers(self) -> None:

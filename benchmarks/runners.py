@@ -135,24 +135,6 @@ class OursMerge(Ours):
         return [*argv, "--full-refresh"], env
 
 
-class OursProposed(Ours):
-    """Ours with the loader changes proposed for pipelines/runner.py (benchmarks.ours_proposed)."""
-
-    name = "ours_proposed"
-
-    def command(self, target: Target, workdir: Path) -> tuple[list[str], dict[str, str]]:
-        argv, env = super().command(target, workdir)
-        return [sys.executable, "-m", "benchmarks.ours_proposed", *argv[1:]], env
-
-
-class OursProposedMerge(OursProposed):
-    name = "ours_proposed_merge"
-
-    def command(self, target: Target, workdir: Path) -> tuple[list[str], dict[str, str]]:
-        argv, env = super().command(target, workdir)
-        return [*argv, "--full-refresh"], env
-
-
 class Reference(Runner):
     """A plain HogQL keyset -> Arrow -> dlt -> DuckDB extractor (benchmarks.reference), appending."""
 
@@ -260,7 +242,7 @@ class Airbyte(Runner):
         return Delivered(rows, len(ids))
 
 
-RUNNERS: dict[str, Runner] = {r.name: r for r in (Ours(), OursMerge(), OursProposed(), OursProposedMerge(),
+RUNNERS: dict[str, Runner] = {r.name: r for r in (Ours(), OursMerge(),
                                                    Reference(), RawLimit(), Airbyte(), RestApi())}
 
 
