@@ -141,7 +141,7 @@ def run(options: RunOptions) -> RunResult:
     left behind, then extract, normalize and load one source run."""
     resources = validate_resources(options.resources)
     pipeline = make_pipeline(options)
-    with single_run(pipeline), _writer_rules():
+    with single_run(pipeline), _defaults_in_env(WRITER_SETTINGS):
         origin, finished = prepare(pipeline, options)
         control = ControlRows()
         source = source_from_settings(load_settings(**options.source_args), control=control)
@@ -294,10 +294,11 @@ WRITER_SETTINGS = {"DATA_WRITER__ROW_GROUP_SIZE": "1000", "DATA_WRITER__BUFFER_M
 
 
 @contextlib.contextmanager
-def _writer_rules() -> Iterator[None]:
-    added = [name for name in WRITER_SETTINGS if name not in os.environ]
+def _defaults_in_env(defaults: dict[str, str]) -> Iterator[None]:
+    """dlt settings for the length of a run, each only where the user has not set it (their value wins)."""
+    added = [name for name in defaults if name not in os.environ]
     for name in added:
-        os.environ[name] = WRITER_SETTINGS[name]
+        os.environ[name] = defaults[name]
     try:
         yield
     finally:
@@ -328,18 +329,14 @@ def _plain_files_rules(options: RunOptions) -> Iterator[None]:
     if not _plain_files(options):
         yield
         return
-    previous = os.environ.get(_LOAD_ID_SETTING)
-    if previous is None:
-        os.environ[_LOAD_ID_SETTING] = "true"
     noise = _AppendOnlyNoise()
     dlt_logger = logging.getLogger("dlt")
     dlt_logger.addFilter(noise)
     try:
-        yield
+        with _defaults_in_env({_LOAD_ID_SETTING: "true"}):
+            yield
     finally:
         dlt_logger.removeFilter(noise)
-        if previous is None:
-            os.environ.pop(_LOAD_ID_SETTING, None)
 
 
 @contextlib.contextmanager

@@ -241,17 +241,18 @@ def query_path(project: Project) -> str:
 
 
 def count_by_day(
-    client: PostHogClient, project: Project, conditions: Sequence[str], name: str = "events per day"
+    client: PostHogClient, project: Project, conditions: Sequence[str], name: str = "events per day",
+    table: str = "events", instant: str = "timestamp",
 ) -> list[tuple[pendulum.DateTime, int]]:
-    """Events per UTC day of `timestamp` matching `conditions`: one query that reads two columns and lets
-    windows follow the data (and lets `verify` compare days)."""
+    """Rows per UTC day of `instant` (events: `timestamp`) matching `conditions`: one query that reads two
+    columns and lets windows follow the data (and lets `verify` compare days)."""
     where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
     query = (
-        "SELECT toString(toDate(toTimeZone(timestamp, 'UTC'))) AS day, count() AS n FROM events"
+        f"SELECT toString(toDate(toTimeZone({instant}, 'UTC'))) AS day, count() AS n FROM {table}"
         f"{where} GROUP BY day ORDER BY day LIMIT {settings.HOGQL_MAX_ROWS}"
     )
     response = client.post(query_path(project), query_body(query, name),
-                           what=f"event counts of project {project.id}")
+                           what=f"{table} counts of project {project.id}")
     return [(pendulum.parse(str(day), tz="UTC"), int(n)) for day, n in response.get("results") or []]
 
 
@@ -419,6 +420,21 @@ def keyset_pages(
         if after is not None and page.last_key is not None and page.last_key <= after:
             raise PostHogSourceError(f"HogQL paging of {what} made no progress at {page.last_key}; stopped")
         after = page.last_key
+
+
+def table_pages(
+    client: PostHogClient,
+    project: Project,
+    table: HogQLTable,
+    conditions: Sequence[str],
+    page_size: int,
+    label: str,
+    width: RowWidth | None = None,
+) -> Iterator[pa.Table]:
+    """The Arrow tables of `keyset_pages`, for walks that need no key to continue from."""
+    for page in keyset_pages(client, project, table, conditions, page_size, label, width=width):
+        if page.table is not None:
+            yield page.table
 
 
 # -- converting answers ----------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from dlt.extract.resource import DltResource
 from posthog_source import hogql, settings
 from posthog_source.client import PostHogClient
 from posthog_source.config import SourceSettings
-from posthog_source.hogql import HogQLTable, RowWidth, keyset_pages, range_condition
+from posthog_source.hogql import HogQLTable, RowWidth, range_condition, table_pages
 from posthog_source.parallel import interleave
 from posthog_source.projects import Project, ProjectCatalog
 from posthog_source.snapshot import (
@@ -85,9 +85,7 @@ class _Run:
 
 def _pages(client: PostHogClient, project: Project, table: HogQLTable, conditions: Sequence[str],
            config: SourceSettings, width: RowWidth, label: str) -> Iterator[pa.Table]:
-    for page in keyset_pages(client, project, table, conditions, config.page_size, label, width=width):
-        if page.table is not None:
-            yield page.table
+    return table_pages(client, project, table, conditions, config.page_size, label, width)
 
 
 def _emit(producers: list[Producer], config: SourceSettings, whole: bool) -> Iterator[pa.Table]:

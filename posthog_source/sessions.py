@@ -27,7 +27,7 @@ from dlt.extract.resource import DltResource
 from posthog_source import hogql, settings
 from posthog_source.client import PostHogClient
 from posthog_source.config import SourceSettings
-from posthog_source.hogql import RowWidth, keyset_pages, range_condition, utc_literal
+from posthog_source.hogql import RowWidth, range_condition, table_pages, utc_literal
 from posthog_source.parallel import interleave
 from posthog_source.persons import events_since
 from posthog_source.projects import Project, ProjectCatalog
@@ -35,9 +35,8 @@ from posthog_source.snapshot import (
     SENTINEL_HINTS,
     SNAPSHOT_DISPOSITION,
     UPSERT_DISPOSITION,
-    sentinel_table,
+    arrow_snapshot,
     skip_when_denied,
-    with_sentinel_column,
 )
 from posthog_source.watermarks import Marks
 from posthog_source.windows import group_windows, split_windows
@@ -107,9 +106,7 @@ def _walk(client: PostHogClient, project: Project, conditions: Sequence[str], co
           width: RowWidth, label: str) -> Producer:
     def run() -> Iterator[pa.Table]:
         logger.info("reading sessions: %s", label)
-        for page in keyset_pages(client, project, hogql.SESSIONS, conditions, config.page_size, label, width=width):
-            if page.table is not None:
-                yield page.table
+        yield from table_pages(client, project, hogql.SESSIONS, conditions, config.page_size, label, width)
 
     return run
 
@@ -118,13 +115,8 @@ def _windows(client: PostHogClient, project: Project, config: SourceSettings, hi
              width: RowWidth) -> list[Producer]:
     """A first read of every session, in windows of `$start_timestamp` that follow a per-day count."""
     start = "`$start_timestamp`"
-    bounds = range_condition(start, config.start_date, config.end_date or hi)
-    where = f" WHERE {' AND '.join(bounds)}" if bounds else ""
-    query = (f"SELECT toString(toDate(toTimeZone({start}, 'UTC'))) AS day, count() AS n FROM sessions{where} "
-             f"GROUP BY day ORDER BY day LIMIT {settings.HOGQL_MAX_ROWS}")
-    answer = client.post(hogql.query_path(project), hogql.query_body(query, "sessions per day"),
-                         what=f"session counts of project {project.id}")
-    counts = [(pendulum.parse(str(day), tz="UTC"), int(n)) for day, n in answer.get("results") or []]
+    counts = hogql.count_by_day(client, project, range_condition(start, config.start_date, config.end_date or hi),
+                                "sessions per day", table="sessions", instant=start)
     if not counts:
         return []
     lo = config.start_date or counts[0][0]
@@ -168,23 +160,24 @@ def _membership(client: PostHogClient, project: Project, config: SourceSettings)
                              f"ORDER BY cohort_id LIMIT {settings.HOGQL_MAX_ROWS}", "cohort versions"),
             what=f"cohort versions of project {project.id}",
         ).get("results") or []
-        schema = hogql.COHORT_PEOPLE.schema.append(pa.field("_posthog_sentinel", pa.bool_()))
-        yield sentinel_table(schema, [project.id], ["cohort_id", "person_id"])  # PostHog answered
-        width = RowWidth(config.page_bytes)
-        for first in range(0, len(versions), COHORTS_PER_QUERY):
-            chunk = versions[first:first + COHORTS_PER_QUERY]
-            which = " OR ".join(f"(cohort_id = {int(c)} AND version = {int(v)})" for c, v in chunk)
-            yield from _pages(client, project, hogql.COHORT_PEOPLE, [f"({which})"], config, width,
-                              f"project {project.id} cohorts {chunk[0][0]}..{chunk[-1][0]}")
-        yield from _pages(client, project, hogql.STATIC_COHORT_PEOPLE, [], config, width,
-                          f"project {project.id} static cohorts")
+        keys = ["cohort_id", "person_id"]
+        yield from arrow_snapshot(_members(client, project, config, versions), project.id,
+                                  hogql.COHORT_PEOPLE.schema, keys)
 
     return run
 
 
-def _pages(client: PostHogClient, project: Project, table: hogql.HogQLTable, conditions: Sequence[str],
-           config: SourceSettings, width: RowWidth, label: str) -> Iterator[pa.Table]:
-    logger.info("reading cohort_people: %s", label)
-    for page in keyset_pages(client, project, table, conditions, config.page_size, label, width=width):
-        if page.table is not None:
-            yield with_sentinel_column(page.table)
+def _members(client: PostHogClient, project: Project, config: SourceSettings,
+             versions: Sequence[Sequence[int]]) -> Iterator[pa.Table]:
+    """Dynamic cohorts at their newest version (COHORTS_PER_QUERY per query), then static cohorts."""
+    width = RowWidth(config.page_bytes)
+    walks = []
+    for first in range(0, len(versions), COHORTS_PER_QUERY):
+        chunk = versions[first:first + COHORTS_PER_QUERY]
+        which = " OR ".join(f"(cohort_id = {int(c)} AND version = {int(v)})" for c, v in chunk)
+        label = f"project {project.id} cohorts {chunk[0][0]}..{chunk[-1][0]}"
+        walks.append((hogql.COHORT_PEOPLE, [f"({which})"], label))
+    walks.append((hogql.STATIC_COHORT_PEOPLE, [], f"project {project.id} static cohorts"))
+    for table, conditions, label in walks:
+        logger.info("reading cohort_people: %s", label)
+        yield from table_pages(client, project, table, conditions, config.page_size, label, width)
