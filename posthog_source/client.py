@@ -31,6 +31,7 @@ from urllib.parse import urlsplit, urlunsplit
 import orjson
 import pendulum
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import LocationParseError
 
@@ -257,6 +258,42 @@ def error_for(status: int, content: bytes, what: str) -> PostHogSourceError:
     return PostHogSourceError(f"PostHog answered HTTP {status} on {what}: {detail}")
 
 
+_READ_CHUNK = 1 << 20
+
+
+def read_body(response: requests.Response) -> None:
+    """Read the whole body once, into one buffer of its announced length.
+
+    `requests` keeps a list of the chunks it read and then joins them, so a 64 MB page briefly costs 128 MB;
+    reading into one `bytearray` of Content-Length costs the page once (orjson parses a bytearray as is).
+    Bodies without a length, or compressed ones, are read the usual way. A body that ends early (a dropped
+    connection) raises `ChunkedEncodingError`, the transport error `classify` retries."""
+    length = response.headers.get("Content-Length", "")
+    if not length.isdigit() or response.headers.get("Content-Encoding") or response.raw is None:
+        response.content  # noqa: B018 - requests' own read
+        return
+    body = bytearray(int(length))
+    view = memoryview(body)
+    got = 0
+    try:
+        while got < len(body):
+            n = response.raw.readinto(view[got:got + _READ_CHUNK])
+            if not n:
+                break
+            got += n
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        response.close()
+        raise requests.exceptions.ChunkedEncodingError(f"body cut short: {type(exc).__name__}") from exc
+    finally:
+        view.release()
+    if got < len(body):
+        response.close()
+        raise requests.exceptions.ChunkedEncodingError(f"body cut short: {got} of {len(body)} bytes")
+    response._content = body  # type: ignore[assignment] - bytes-like; what `content` returns from now on
+    response._content_consumed = True
+    response.raw.release_conn()
+
+
 def connection_reason(exc: BaseException) -> str:
     """The innermost cause of a connection error, without the request's URL or headers."""
     while exc.__context__ is not None and exc.__context__ is not exc:
@@ -410,8 +447,9 @@ class PostHogClient:
         self, method: str, url: str, params: Mapping[str, Any] | None, data: bytes | None,
         headers: Mapping[str, str] | None,
     ) -> requests.Response:
-        response = self.session.request(method, url, params=params, data=data, headers=headers, timeout=self.timeout)
-        response.content  # noqa: B018 - read the body here, so a cut body is a transport error of this try
+        response = self.session.request(method, url, params=params, data=data, headers=headers, timeout=self.timeout,
+                                        stream=True)
+        read_body(response)  # here, so a cut body is a transport error of this try
         return response
 
     # -- step 2: the wait -----------------------------------------------------------------------

@@ -5,7 +5,9 @@
 POINT picks where the process SIGKILLs itself, deterministically (no timing races):
 `pages:N` (the N-th HogQL page, mid-extract), `after:extract`, `during:normalize` (new package committed, extracted one
 not yet deleted), `after:normalize`, `during:load` (rows written
-to the destination, package not yet marked complete), `backfill:N` (after N backfill batches), or
+to the destination, package not yet marked complete), `committed:events` (DuckDB committed the events file's
+rows, dlt has not yet recorded that job as done, so a resumed load inserts that file again),
+`backfill:N` (after N backfill batches), or
 `hold:extract` (not a kill: writes `<DLT_DATA_DIR>/holding` and sleeps, keeping the run lock).
 `--fast-retries` shortens the client's backoff so a fault storm fails in seconds, not minutes.
 `--duckdb-memory-limit SIZE` lowers the loader's DuckDB memory limit (pipelines.runner.DUCKDB_LOADER_CONFIG), so
@@ -91,6 +93,17 @@ def install(point: str) -> None:
             _die()
 
         Load.complete_package = die_before_completing  # type: ignore[method-assign]
+    elif kind == "committed" and arg == "events":
+        from dlt.destinations.impl.duckdb.duck import DuckDbCopyJob
+
+        original = DuckDbCopyJob.run
+
+        def run_then_die(self: Any) -> None:
+            original(self)
+            if self.load_table_name == "events":
+                _die()
+
+        DuckDbCopyJob.run = run_then_die  # type: ignore[method-assign]
     elif kind == "backfill":
         import pipelines.backfill as backfill
 

@@ -44,6 +44,7 @@ def assert_run_tables_exact(world: object, workdir: Path) -> None:
     (RUN, "during:normalize"),  # package committed as normalized, extracted copy not yet removed
     (RUN, "after:normalize"),  # normalized, not loaded
     (RUN, "during:load"),  # rows in the destination, package not marked loaded
+    (RUN, "committed:events"),  # the first load's appended events committed, their job not marked done
     (BACKFILL, "backfill:1"),  # between backfill batches
     (BACKFILL, "pages:4"),  # inside a backfill batch
 ], ids=lambda v: v if isinstance(v, str) else v[0])
