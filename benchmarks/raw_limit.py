@@ -110,7 +110,7 @@ def main() -> int:
     client = Client(args.url, args.key)
     plans = plans_for(client, [int(p) for p in args.projects.split(",")], args.start_date)
     with ThreadPoolExecutor(WORKERS) as pool:
-        width = RowWidth()  # the connector's byte-sized pages (64 MB by default), shared by the walks as there
+        width = RowWidth()  # the connector's byte-sized pages (its default page_bytes), shared by the walks
         walks = list(pool.map(lambda plan: walk(client, plan, width), plans))
     rows = sum(r for r, _ in walks)
     exact = all(ok for _, ok in walks)

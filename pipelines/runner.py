@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
+import math
 import os
+import re
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -33,9 +35,21 @@ DEFAULT_DUCKDB_FILE = "posthog_pipeline.duckdb"
 # (deletes by key, appends, joins; see posthog_source/events.py EVENTS_DISPOSITION), so a load of any size fits
 # it; benchmarks/resume.py checks that with 300k 1 KB events killed and resumed at every point, and the suite
 # with a 64 MB limit. One thread: each pins its own buffers (parquet row groups being read); measured on 300k
-# events, one thread and 256 MB load in the same time with 5.9 instead of 9.6 CPU s and a peak of 745 instead
-# of 1,143 MiB (benchmarks/RESULTS.md).
-DUCKDB_LOADER_CONFIG = {"memory_limit": "256MB", "preserve_insertion_order": False, "threads": 1}
+# events, one thread loads in the same time with 5.9 instead of 9.6 CPU s and a peak of 745 instead of
+# 1,143 MiB. 128 MB rather than 256 MB: with row groups sized by bytes (below) the first load of 300k 1.5 KB
+# events takes the same 3.3 s and peaks 100 MiB lower (benchmarks/RESULTS.md).
+DUCKDB_LOADER_CONFIG = {"memory_limit": "128MB", "preserve_insertion_order": False, "threads": 1}
+# DuckDB fills a table's row groups of 122,880 rows in memory before it compresses and writes them: with
+# 1.5 KB events a row group is ~180 MB of strings, which is most of a load's memory whatever the pool's limit,
+# and with 20 KB events more than the limit itself. The size is an option of ATTACH, not of the file (a file
+# opened by path gets 122,880 again), so the loader attaches the file with row groups of about
+# LOADER_ROW_GROUP_BYTES (`loader_credentials`), from the width of the rows it is about to load. Inserting
+# 300k 1.5 KB events (16,384-row groups): peak 417 -> 238 MiB, 3.7 -> 3.3 s, file 291 -> 304 MB.
+LOADER_ROW_GROUP_BYTES = 24 * 1024 * 1024
+MIN_ROW_GROUP_ROWS, MAX_ROW_GROUP_ROWS = 2_048, 122_880  # DuckDB's vector size and its default
+# The loader's memory limit is at least this many of the largest parquet row group it is about to read.
+LOADER_PARQUET_GROUPS_HELD = 12
+_LOADER_CATALOG = "posthog_loader"
 
 log = logging.getLogger("pipelines")
 DEFAULT_DATASET = "posthog"
@@ -155,8 +169,7 @@ def run(options: RunOptions) -> RunResult:
         with _plain_files_rules(options):
             pipeline.extract(source, table_format=options.table_format)  # type: ignore[arg-type]
             pipeline.normalize()
-            with destination_lock(pipeline, options):
-                load_info = pipeline.load()
+            load_info = load_packages(pipeline, options)
             if _plain_files(options):
                 where = lake.write_views(pipeline)
                 log.info("parquet files are append-only: each table's current rows are the views in %s "
@@ -248,8 +261,8 @@ def apply_destination_hints(source: Any, options: RunOptions, events_table_exist
 # package are unique on the key (posthog_source/events.py EVENTS_DISPOSITION) and nothing else is in the table.
 # The one way to load a row twice is a kill between DuckDB's commit of a file and dlt's note that the file is
 # done: the resumed load inserts that file again, so `finish_pending` removes repeated keys after loading an
-# interrupted package. Only DuckDB: every process that writes the file holds its lock (`_duckdb_file_lock`),
-# so the table cannot appear between the check and the load.
+# interrupted package (`load_packages`). Only DuckDB: every process that writes the file holds its lock
+# (`_duckdb_file_lock`), so the table cannot appear between the check and the load.
 FIRST_LOAD_DISPOSITION = "append"
 
 
@@ -270,29 +283,131 @@ def events_table_exists(pipeline: dlt.Pipeline, options: RunOptions) -> bool:
     return bool(row and row[0])
 
 
-def remove_repeated_events(pipeline: dlt.Pipeline, options: RunOptions) -> int:
-    """After an interrupted package that appended events (FIRST_LOAD_DISPOSITION) is loaded: delete all but
-    one row of every (project_id, uuid) that is in the DuckDB events table more than once; the rows removed.
-    The keys are found by a grouping (it spills to disk, so any table size fits the loader's memory)."""
+def load_packages(pipeline: dlt.Pipeline, options: RunOptions, interrupted: bool = False) -> LoadInfo | None:
+    """dlt's load step under the destination's lock; into DuckDB through `loader_credentials`. `interrupted`:
+    the packages are a killed run's, after which keys an append loaded twice are removed (FIRST_LOAD_DISPOSITION)."""
+    with destination_lock(pipeline, options):
+        if options.destination != "duckdb":
+            return pipeline.load()
+        with loader_credentials(pipeline, options) as (connection, credentials):
+            info = pipeline.load(credentials=credentials)
+            if interrupted and _appended_events(pipeline):
+                remove_repeated_events(connection, pipeline.dataset_name)
+        return info
+
+
+@contextlib.contextmanager
+def loader_credentials(pipeline: dlt.Pipeline, options: RunOptions) -> Iterator[tuple[Any, DuckDbCredentials]]:
+    """A DuckDB connection that has the run's file attached with byte-sized row groups, as dlt credentials,
+    for one load step. dlt's later connections (state sync, `check`, `verify`) open the file by path as usual;
+    a file opened by path reads row groups of any size. Closed (and the file released) after the load."""
+    import duckdb
+
+    path = os.path.abspath(options.duckdb_path or default_duckdb_file())
+    connection = duckdb.connect(":memory:", config=dict(DUCKDB_LOADER_CONFIG))
+    try:
+        quoted = path.replace("'", "''")
+        shape = pending_shape(pipeline)
+        connection.execute(f"SET memory_limit = '{loader_memory_limit(shape)}'")
+        rows = row_group_rows(shape.row_bytes)
+        connection.execute(f"ATTACH '{quoted}' AS {_LOADER_CATALOG} (ROW_GROUP_SIZE {rows})")
+        connection.execute(f"USE {_LOADER_CATALOG}")
+        # dlt's workers use copies of the connection, which start in the in-memory catalog again
+        yield connection, DuckDbCredentials(connection, local_config={"schema": f"{_LOADER_CATALOG}.main"})
+    finally:
+        connection.close()
+
+
+def row_group_rows(row_bytes: float | None) -> int:
+    """Rows per DuckDB row group for rows of `row_bytes` (uncompressed): about LOADER_ROW_GROUP_BYTES, a
+    multiple of DuckDB's vector size, within DuckDB's bounds. Unknown width: 16,384 (1.5 KB events)."""
+    if not row_bytes or row_bytes <= 0:
+        row_bytes = LOADER_ROW_GROUP_BYTES / 16_384
+    rows = int(LOADER_ROW_GROUP_BYTES / row_bytes) // MIN_ROW_GROUP_ROWS * MIN_ROW_GROUP_ROWS
+    return max(MIN_ROW_GROUP_ROWS, min(MAX_ROW_GROUP_ROWS, rows))
+
+
+@dataclass(frozen=True)
+class PendingShape:
+    """The rows of the packages waiting to load, decoded (what DuckDB holds of them)."""
+
+    row_bytes: float | None = None  # the widest average row of any file
+    row_group_bytes: int = 0  # the largest parquet row group of any file
+
+
+def pending_shape(pipeline: dlt.Pipeline) -> PendingShape:
+    import pyarrow.parquet as pq
+
+    widest: float | None = None
+    largest = 0
+    for load_id in pipeline.list_normalized_load_packages():
+        for jobs in pipeline.get_load_package_info(load_id).jobs.values():
+            for job in jobs:
+                if not job.file_path.endswith(".parquet"):
+                    continue
+                try:
+                    file = pq.ParquetFile(job.file_path)
+                    meta = file.metadata
+                    if not meta.num_rows:
+                        continue
+                    # the footer's sizes are of encoded data (a repeated value is stored once); what DuckDB
+                    # holds is decoded, so the largest row group is read and measured in Arrow
+                    sizes = [meta.row_group(i).total_byte_size for i in range(meta.num_row_groups)]
+                    biggest = max(range(meta.num_row_groups), key=sizes.__getitem__)
+                    group = file.read_row_group(biggest)
+                except (OSError, ValueError):
+                    continue
+                if group.num_rows:
+                    widest = max(widest or 0.0, group.nbytes / group.num_rows)
+                    largest = max(largest, group.nbytes)
+    return PendingShape(widest, largest)
+
+
+def loader_memory_limit(shape: PendingShape) -> str:
+    """DUCKDB_LOADER_CONFIG's limit, raised for files whose parquet row groups are large: DuckDB reads a few
+    of them at once next to the row group it builds (20 KB events in 1,000-row groups: 22 MB each, which
+    failed under 128 MB with `failed to allocate data of size 32.0 MiB`)."""
+    base = str(DUCKDB_LOADER_CONFIG["memory_limit"])
+    needed_mb = math.ceil(LOADER_PARQUET_GROUPS_HELD * shape.row_group_bytes / 2**20)
+    base_mb = _megabytes(base)
+    return base if base_mb is None or needed_mb <= base_mb else f"{needed_mb}MB"
+
+
+def _megabytes(limit: str) -> int | None:
+    match = re.fullmatch(r"\s*(\d+)\s*(MB|MiB|GB|GiB)\s*", limit, re.IGNORECASE)
+    if not match:
+        return None
+    return int(match.group(1)) * (1024 if match.group(2).lower().startswith("g") else 1)
+
+
+def _appended_events(pipeline: dlt.Pipeline) -> bool:
     schema = pipeline.default_schema if pipeline.default_schema_name else None
-    table_schema = schema.tables.get("events") if schema is not None else None
-    if options.destination != "duckdb" or not table_schema or table_schema.get("write_disposition") != "append":
+    table = schema.tables.get("events") if schema is not None else None
+    return bool(table) and table.get("write_disposition") == FIRST_LOAD_DISPOSITION  # type: ignore[union-attr]
+
+
+def remove_repeated_events(connection: Any, dataset: str) -> int:
+    """Delete all but one row of every (project_id, uuid) that is in the DuckDB events table more than once;
+    the rows removed. The keys are found by a grouping (it spills to disk, so any table size fits the
+    loader's memory)."""
+    table = f'"{dataset}"."events"'
+    found = connection.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_catalog = current_database() "
+        "AND table_schema = ? AND table_name = 'events'", [dataset]).fetchone()
+    if not found or not found[0]:
         return 0
-    with pipeline.sql_client() as client:
-        table = client.make_qualified_table_name("events")
-        client.execute_sql(
-            f"CREATE OR REPLACE TEMP TABLE posthog_repeated_events AS SELECT project_id, uuid, min(rowid) AS keep "
-            f"FROM {table} GROUP BY project_id, uuid HAVING count(*) > 1"
-        )
-        repeated = client.execute_sql("SELECT count(*) FROM posthog_repeated_events")[0][0]
-        removed = 0
-        if repeated:
-            removed = client.execute_sql(
-                f"DELETE FROM {table} AS e USING posthog_repeated_events AS r WHERE e.project_id = r.project_id "
-                "AND e.uuid = r.uuid AND e.rowid <> r.keep"
-            )
-            removed = int(removed[0][0]) if removed else 0
-        client.execute_sql("DROP TABLE posthog_repeated_events")
+    connection.execute(
+        f"CREATE OR REPLACE TEMP TABLE posthog_repeated_events AS SELECT project_id, uuid, min(rowid) AS keep "
+        f"FROM {table} GROUP BY project_id, uuid HAVING count(*) > 1"
+    )
+    removed = 0
+    if connection.execute("SELECT count(*) FROM posthog_repeated_events").fetchone()[0]:
+        row = connection.execute(
+            f"DELETE FROM {table} AS e USING posthog_repeated_events AS r WHERE e.project_id = r.project_id "
+            "AND e.uuid = r.uuid AND e.rowid <> r.keep"
+        ).fetchone()
+        removed = int(row[0]) if row else 0
+    connection.execute("DROP TABLE posthog_repeated_events")
     if removed:
         log.info("removed %d events that the interrupted load had inserted twice", removed)
     return removed
@@ -306,9 +421,7 @@ def finish_pending(pipeline: dlt.Pipeline, options: RunOptions) -> bool:
         log.info("finishing the load of a previous run that was interrupted")
         with _plain_files_rules(options):
             pipeline.normalize()
-            with destination_lock(pipeline, options):
-                pipeline.load()
-                remove_repeated_events(pipeline, options)
+            load_packages(pipeline, options, interrupted=True)
         return True
     return False
 

@@ -264,7 +264,7 @@ _READ_CHUNK = 1 << 20
 def read_body(response: requests.Response) -> None:
     """Read the whole body once, into one buffer of its announced length.
 
-    `requests` keeps a list of the chunks it read and then joins them, so a 64 MB page briefly costs 128 MB;
+    `requests` keeps a list of the chunks it read and then joins them, so a 32 MB page briefly costs 64 MB;
     reading into one `bytearray` of Content-Length costs the page once (orjson parses a bytearray as is).
     Bodies without a length, or compressed ones, are read the usual way. A body that ends early (a dropped
     connection) raises `ChunkedEncodingError`, the transport error `classify` retries."""

@@ -62,6 +62,7 @@ _PROMOTED_TYPES = {
 # unique on the key: windows and their halves are disjoint in `timestamp`, keyset pages continue strictly
 # after the last key, copies inside a page are dropped (hogql.drop_adjacent_duplicates). So dlt may skip its
 # de-duplication (a window over every staged column).
+# The same uniqueness lets the runner append instead on a first load into DuckDB (pipelines/runner.py).
 EVENTS_DISPOSITION: dict[str, Any] = {"disposition": "merge", "strategy": "delete-insert", "deduplicated": True}
 # A window is not split below this: PostHog refusing one minute of events is not a size problem.
 MIN_SPLIT_SECONDS = 60

@@ -339,20 +339,25 @@ def _return_freed_memory() -> None:
 def parse_page(content: bytes, table: HogQLTable, project: Project, limit: int) -> Page:
     """One HogQL answer -> an Arrow page converted by the answer's column types, and where to continue."""
     with _PARSE_LOCK, _no_cyclic_gc():
-        response = orjson.loads(content)
-        rows = response.get("results") or []
-        if not rows:
-            return Page(None, False, None)
-        # The effective limit may be lower than asked (self-hosted settings): only a page shorter than both
-        # ends the walk, never a short page alone.
-        effective = min(limit, int(response.get("limit") or limit))
-        more = len(rows) >= effective or bool(response.get("hasMore"))
-        arrow = _rows_to_arrow_releasing(rows, table, project, response.get("types"))
-        cursor_value = arrow.column(table.cursor)[-1].as_py()
-        tie_value = arrow.column(table.tie_breaker)[-1].as_py()
-        key = dict.fromkeys((table.cursor, table.tie_breaker))
-        page = Page(drop_adjacent_duplicates(arrow, list(key)), more, (cursor_value, tie_value))
-        del response, rows
+        return page_from_answer(orjson.loads(content), table, project, limit)
+
+
+def page_from_answer(response: dict[str, Any], table: HogQLTable, project: Project, limit: int) -> Page:
+    """The Arrow page of a decoded HogQL answer. Empties the answer's `results` while it converts them.
+    Callers hold `_PARSE_LOCK` with the cyclic collector off (`parse_page`, `keyset_pages`)."""
+    rows = response.get("results") or []
+    if not rows:
+        return Page(None, False, None)
+    # The effective limit may be lower than asked (self-hosted settings): only a page shorter than both
+    # ends the walk, never a short page alone.
+    effective = min(limit, int(response.get("limit") or limit))
+    more = len(rows) >= effective or bool(response.get("hasMore"))
+    arrow = _rows_to_arrow_releasing(rows, table, project, response.get("types"))
+    cursor_value = arrow.column(table.cursor)[-1].as_py()
+    tie_value = arrow.column(table.tie_breaker)[-1].as_py()
+    key = dict.fromkeys((table.cursor, table.tie_breaker))
+    page = Page(drop_adjacent_duplicates(arrow, list(key)), more, (cursor_value, tie_value))
+    del response, rows
     _return_freed_memory()
     return page
 
@@ -406,11 +411,14 @@ def keyset_pages(
     while True:
         limit = width.limit(page_size)
 
-        def parse(content: bytes, limit: int = limit) -> tuple[Page, int]:
-            return parse_page(content, table, project, limit), len(content)
-
         body = query_body(build_query(table, conditions, after, limit), f"{table.table} {label}")
-        page, size = client.post(query_path(project), body, what=what, parse=parse)
+        answer, size = client.post(query_path(project), body, what=what, parse=_decode_holding_parse_lock)
+        try:  # the response (and its body) is gone by now: a page costs its decoded rows and its Arrow table
+            with _no_cyclic_gc():
+                page = page_from_answer(answer, table, project, limit)
+            del answer
+        finally:
+            _PARSE_LOCK.release()
         if page.table is None:
             return
         width.observe(size, page.table.num_rows)
@@ -420,6 +428,19 @@ def keyset_pages(
         if after is not None and page.last_key is not None and page.last_key <= after:
             raise PostHogSourceError(f"HogQL paging of {what} made no progress at {page.last_key}; stopped")
         after = page.last_key
+
+
+def _decode_holding_parse_lock(content: bytes) -> tuple[dict[str, Any], int]:
+    """The client's parse step for a page: decode the body (a cut one raises, and the client retries it) and
+    keep `_PARSE_LOCK` for the caller, who converts the rows once the client has let go of the body and
+    then releases it. So one page at a time exists as Python objects, and never next to its own body."""
+    _PARSE_LOCK.acquire()
+    try:
+        with _no_cyclic_gc():
+            return orjson.loads(content), len(content)
+    except BaseException:
+        _PARSE_LOCK.release()
+        raise
 
 
 def table_pages(

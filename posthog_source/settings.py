@@ -18,7 +18,10 @@ LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 HOGQL_MAX_ROWS = 50_000
 # A page is also bounded in bytes: a 50,000-row page of 20 KB events would be a 1 GB response. The next
 # LIMIT is picked from the bytes per row seen so far, so memory and PostHog's execution time stay bounded.
-DEFAULT_PAGE_BYTES = 64 * 1024 * 1024
+# 32 MB: a page in flight costs about 2.5x its body (decoded rows, then Arrow), and the walks keep a few in
+# flight; on 300k 1.5 KB events a run peaks at 444-455 MiB with 32 MB pages and 606-620 MiB with 64 MB, in
+# the same time. The price is rows per query (about 22k such rows instead of 44k; benchmarks/RESULTS.md).
+DEFAULT_PAGE_BYTES = 32 * 1024 * 1024
 MIN_PAGE_ROWS = 100
 # Default page of the REST list endpoints; PostHog's default is 100 and most have no maximum.
 REST_PAGE_SIZE = 100

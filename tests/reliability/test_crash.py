@@ -140,7 +140,7 @@ def test_very_wide_events_load_within_the_loaders_memory(tmp_path):
     from tests.conftest import FAKE_NOW
     from tests.helpers import read_rows, run_pipeline
 
-    assert runner.DUCKDB_LOADER_CONFIG["memory_limit"] == "256MB"  # what users get
+    assert runner.DUCKDB_LOADER_CONFIG["memory_limit"] == "128MB"  # what users get
     with FakePostHog(World.generate(seed=9, events=12_000, now=FAKE_NOW, fat_share=0.7)) as server:
         run_pipeline(server, tmp_path, resources=["events"])
         assert len(read_rows(tmp_path, "events")) == sum(server.world.stats()["events"].values())

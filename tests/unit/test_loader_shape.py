@@ -1,0 +1,58 @@
+"""The loader's DuckDB settings that follow the width of the rows it loads (pipelines/runner.py)."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pipelines import runner
+from pipelines.runner import PendingShape, loader_memory_limit, row_group_rows
+
+
+@given(st.floats(min_value=1, max_value=10_000_000, allow_nan=False))
+def test_row_groups_are_byte_sized_multiples_of_the_vector_size_within_duckdbs_bounds(row_bytes: float) -> None:
+    rows = row_group_rows(row_bytes)
+    assert rows % runner.MIN_ROW_GROUP_ROWS == 0
+    assert runner.MIN_ROW_GROUP_ROWS <= rows <= runner.MAX_ROW_GROUP_ROWS
+    if runner.MIN_ROW_GROUP_ROWS < rows < runner.MAX_ROW_GROUP_ROWS:
+        assert rows * row_bytes <= runner.LOADER_ROW_GROUP_BYTES < (rows + runner.MIN_ROW_GROUP_ROWS) * row_bytes
+
+
+def test_realistic_and_wide_events_get_their_row_groups() -> None:
+    assert row_group_rows(1_500) == 16_384
+    assert row_group_rows(22_000) == runner.MIN_ROW_GROUP_ROWS
+    assert row_group_rows(100) == runner.MAX_ROW_GROUP_ROWS
+    assert row_group_rows(None) == 16_384  # nothing pending to measure
+
+
+def test_the_memory_limit_grows_only_for_large_parquet_row_groups() -> None:
+    assert loader_memory_limit(PendingShape(1_500, 1_500_000)) == runner.DUCKDB_LOADER_CONFIG["memory_limit"]
+    assert loader_memory_limit(PendingShape(22_000, 22 * 2**20)) == f"{12 * 22}MB"
+
+
+def test_the_shape_is_measured_decoded_in_the_pending_packages_parquet_files(tmp_path) -> None:
+    """A repeated value is stored once in parquet (dictionary encoding) but held in full by DuckDB."""
+    wide = tmp_path / "events.0.parquet"
+    pq.write_table(pa.table({"v": ["x" * 2_000] * 3_000}), wide, row_group_size=1_000)
+    narrow = tmp_path / "persons.0.parquet"
+    pq.write_table(pa.table({"v": ["y" * 10] * 3_000}), narrow, row_group_size=1_000)
+
+    class Job:
+        def __init__(self, path):
+            self.file_path = str(path)
+
+    class Info:
+        jobs = {"new_jobs": [Job(wide), Job(narrow), Job(tmp_path / "_dlt_pipeline_state.0.insert_values.gz")]}
+
+    class Pipeline:
+        def list_normalized_load_packages(self):
+            return ["1"]
+
+        def get_load_package_info(self, load_id):
+            return Info()
+
+    shape = runner.pending_shape(Pipeline())  # type: ignore[arg-type]
+    assert shape.row_bytes is not None and 2_000 <= shape.row_bytes < 2_100
+    assert 2_000_000 <= shape.row_group_bytes < 2_200_000
