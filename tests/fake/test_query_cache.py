@@ -136,3 +136,22 @@ def test_cached_answer_reads_nothing(make_fake_server: Callable[..., FakePostHog
     assert server.read_bytes_by_key["full"] == spent
     stats = requests.get(server.url + "/_fake/stats").json()["server"]
     assert stats["cache_hits_by_key"] == {"full": 1} and stats["queries_by_key"] == {"full": 1}
+
+
+def test_entries_expire_unread_and_the_cache_holds_a_bounded_number_of_rows() -> None:
+    """Like Redis: an entry goes at its target age even if never read again, and past `max_rows` cached
+    rows the oldest entries are evicted (the newest one always stays)."""
+    from fake_posthog.querycache import QueryCache
+
+    now = [0.0]
+    cache = QueryCache(target_age_seconds=60, clock=lambda: now[0], max_rows=10)
+    cache.put("a", {"results": [[1]] * 4})
+    cache.put("b", {"results": [[2]] * 4})
+    assert len(cache) == 2 and cache.get("a") is not None
+    cache.put("c", {"results": [[3]] * 4})  # 12 rows > 10: the oldest goes
+    assert cache.get("a") is None and cache.get("b") is not None and cache.get("c") is not None
+    cache.put("huge", {"results": [[4]] * 50})
+    assert len(cache) == 1 and cache.get("huge") is not None
+    now[0] = 61.0
+    cache.put("d", {"results": [[5]]})  # "huge" expired unread
+    assert len(cache) == 1 and cache.get("d") is not None
