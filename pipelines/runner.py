@@ -22,7 +22,7 @@ from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.extract.resource import DltResource
 
 from pipelines import lake
-from posthog_source import ALL_TABLES, ControlRows, EventPackages, source_from_settings
+from posthog_source import ALL_TABLES, ControlRows, source_from_settings
 from posthog_source.config import load_settings
 from posthog_source.errors import ConfigurationError
 
@@ -152,57 +152,29 @@ def _destination(options: RunOptions) -> Any:
 
 def run(options: RunOptions) -> RunResult:
     """Restore the state (from the destination when the local folder has none), finish what a killed run
-    left behind, then extract, normalize and load the source: events package by package (`EventPackages`),
-    the other tables with the first package, the caller's `extra_resources` after the last one."""
+    left behind, then extract, normalize and load one source run."""
     resources = validate_resources(options.resources)
     pipeline = make_pipeline(options)
     with single_run(pipeline), _defaults_in_env(WRITER_SETTINGS):
         origin, finished = prepare(pipeline, options)
         control = ControlRows()
-        config = load_settings(**options.source_args)
-        packages = EventPackages(config.package_bytes)
-        source = source_from_settings(config, control=control, packages=packages)
-        tables = resources or list(source.resources)
-        extras = [extra.name for extra in options.extra_resources]
+        source = source_from_settings(load_settings(**options.source_args), control=control)
+        if resources:
+            source = source.with_resources(*resources)
         for extra in options.extra_resources:
             source.resources.add(extra)
         with _duckdb_file_lock(options):
             exists = events_table_exists(pipeline, options)
         apply_destination_hints(source, options, exists)
-        rows: dict[str, int] = {}
-        load_info: LoadInfo | None = None
-        try:
-            with _plain_files_rules(options):
-                by_package = "events" in tables
-                steps: list[list[str]] = [tables if by_package else tables + extras]
-                while steps:
-                    load_info = _extract_and_load(pipeline, options, source, steps.pop(), rows) or load_info
-                    if by_package and not packages.done:
-                        steps.append(["events"])
-                    elif by_package and extras:
-                        steps.append(extras)
-                        by_package = False
-                if _plain_files(options):
-                    where = lake.write_views(pipeline)
-                    log.info("parquet files are append-only: each table's current rows are the views in %s "
-                             "(latest load per project for snapshots, latest row per key; docs/destinations.md)",
-                             where)
-        finally:
-            packages.close()
-    if packages.packages > 1:
-        log.info("events were loaded in %d packages", packages.packages)
-    return RunResult(load_info, control.rows_stored(rows), origin, finished)
-
-
-def _extract_and_load(pipeline: dlt.Pipeline, options: RunOptions, source: Any, tables: Sequence[str],
-                      rows: dict[str, int]) -> LoadInfo | None:
-    """One package of `tables`: extracted, normalized (its row counts added to `rows`) and loaded."""
-    pipeline.extract(source.with_resources(*tables), table_format=options.table_format)  # type: ignore[arg-type]
-    info = pipeline.normalize()
-    for table, count in dict(info.row_counts if info else {}).items():
-        if not table.startswith("_dlt"):
-            rows[table] = rows.get(table, 0) + count
-    return load_packages(pipeline, options)
+        with _plain_files_rules(options):
+            pipeline.extract(source, table_format=options.table_format)  # type: ignore[arg-type]
+            pipeline.normalize()
+            load_info = load_packages(pipeline, options)
+            if _plain_files(options):
+                where = lake.write_views(pipeline)
+                log.info("parquet files are append-only: each table's current rows are the views in %s "
+                         "(latest load per project for snapshots, latest row per key; docs/destinations.md)", where)
+    return RunResult(load_info, _rows_stored(pipeline, control), origin, finished)
 
 
 def _rows_stored(pipeline: dlt.Pipeline, control: ControlRows | None) -> dict[str, int]:

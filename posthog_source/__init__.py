@@ -24,7 +24,7 @@ from posthog_source import settings
 from posthog_source.catalogue import ALL_TABLES, ENDPOINTS
 from posthog_source.client import PostHogClient
 from posthog_source.config import SETTING_NAMES, SourceSettings
-from posthog_source.events import EventPackages, events_resource
+from posthog_source.events import events_resource
 from posthog_source.metadata import metadata_resource, projects_resource
 from posthog_source.persons import person_distinct_ids_resource, persons_resource
 from posthog_source.projects import ProjectCatalog
@@ -32,8 +32,8 @@ from posthog_source.ratelimit import RateLimiter
 from posthog_source.sessions import cohort_people_resource, sessions_resource
 from posthog_source.snapshot import ControlRows
 
-__all__ = ["ALL_TABLES", "SETTING_NAMES", "ControlRows", "EventPackages", "SourceSettings", "build_client",
-           "posthog_source", "source_from_settings"]
+__all__ = ["ALL_TABLES", "SETTING_NAMES", "ControlRows", "SourceSettings", "build_client", "posthog_source",
+           "source_from_settings"]
 
 
 def build_client(config: SourceSettings) -> PostHogClient:
@@ -50,18 +50,16 @@ def build_client(config: SourceSettings) -> PostHogClient:
 
 
 def build_resources(
-    config: SourceSettings, client: PostHogClient | None = None, control: ControlRows | None = None,
-    packages: EventPackages | None = None,
+    config: SourceSettings, client: PostHogClient | None = None, control: ControlRows | None = None
 ) -> list[DltResource]:
     """Every table of the contract as a dlt resource; nothing is sent to PostHog until one runs. `control`
-    counts the sentinel and deletion rows each table sends (so a run's summary shows stored rows only);
-    `packages` lets the caller load events package by package (events.py `EventPackages`)."""
+    counts the sentinel and deletion rows each table sends (so a run's summary shows stored rows only)."""
     client = client or build_client(config)
     catalog = ProjectCatalog(client, config.project_ids)
     resources = [projects_resource(catalog)]
     resources += [metadata_resource(client, endpoint, catalog) for endpoint in ENDPOINTS]
     resources += [
-        events_resource(client, catalog, config, packages),
+        events_resource(client, catalog, config),
         persons_resource(client, catalog, config),
         person_distinct_ids_resource(client, catalog, config),
         sessions_resource(client, catalog, config),
@@ -74,14 +72,13 @@ def build_resources(
 
 
 def source_from_settings(
-    config: SourceSettings, client: PostHogClient | None = None, control: ControlRows | None = None,
-    packages: EventPackages | None = None,
+    config: SourceSettings, client: PostHogClient | None = None, control: ControlRows | None = None
 ) -> DltSource:
     """The source for settings built elsewhere (the CLI, backfills, tests that pass their own client)."""
 
     @dlt.source(name="posthog", max_table_nesting=0)
     def posthog() -> list[DltResource]:
-        return build_resources(config, client, control, packages)
+        return build_resources(config, client, control)
 
     return posthog()
 
@@ -100,7 +97,6 @@ def posthog_source(
     window: Any = None,
     page_size: Any = None,
     page_bytes: Any = None,
-    package_bytes: Any = None,
     promoted_properties: Any = None,
     workers: Any = None,
     persons_full_refresh: Any = None,

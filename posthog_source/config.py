@@ -177,7 +177,6 @@ class SourceSettings:
     window: timedelta = timedelta(seconds=settings.DEFAULT_WINDOW_SECONDS)
     page_size: int = settings.HOGQL_MAX_ROWS
     page_bytes: int = settings.DEFAULT_PAGE_BYTES
-    package_bytes: int = settings.DEFAULT_PACKAGE_BYTES
     promoted_properties: tuple[str, ...] = ()
     workers: int = settings.DEFAULT_WORKERS
     persons_full_refresh: bool = False
@@ -230,7 +229,6 @@ class SourceSettings:
             page_size=min(positive_int(given.get("page_size", settings.HOGQL_MAX_ROWS), "page_size"),
                           settings.HOGQL_MAX_ROWS),
             page_bytes=positive_int(given.get("page_bytes", settings.DEFAULT_PAGE_BYTES), "page_bytes"),
-            package_bytes=positive_int(given.get("package_bytes", settings.DEFAULT_PACKAGE_BYTES), "package_bytes"),
             promoted_properties=tuple(str(p).strip() for p in promoted),
             workers=positive_int(given.get("workers", settings.DEFAULT_WORKERS), "workers"),
             persons_full_refresh=parse_bool(given.get("persons_full_refresh", False), "persons_full_refresh"),

@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import math
 import re
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -328,83 +327,16 @@ EVENT_COLUMNS: TTableSchemaColumns = {
 }
 
 
-class EventPackages:
-    """Hands one run's event pages to dlt package by package, about `package_bytes` (Arrow) each.
-
-    The runner extracts the source, normalizes and loads it, then extracts `events` again while `done` is
-    False: each extract step takes the next pages of the same walks (planned once, counted once), so a merge
-    stages one package at a time, however long the run. Between packages the walks send no request
-    (`gated`): pages being read and converted and queue up, then they wait, so a load never runs next to a
-    full extract's memory. The marks are committed with the last package (Marks).
-    """
-
-    def __init__(self, package_bytes: int) -> None:
-        self.package_bytes = package_bytes
-        self._pages: Iterator[pa.Table] | None = None
-        self._open = threading.Event()
-        self._closed = False
-        self.done = False
-        self.packages = 0
-
-    def next_package(self, start: Callable[[], Iterator[pa.Table]]) -> Iterator[pa.Table]:
-        if self.done:
-            return
-        if self._pages is None:
-            self._pages = start()
-        self.packages += 1
-        self._open.set()
-        taken = 0
-        try:
-            while True:
-                try:
-                    page = next(self._pages)
-                except StopIteration:
-                    self.done = True
-                    return
-                yield page
-                taken += page.nbytes
-                if taken >= self.package_bytes:
-                    return
-        finally:
-            self._open.clear()
-
-    def gated(self, pages: Iterator[pa.Table]) -> Iterator[pa.Table]:
-        """`pages`, each asked for only while a package is being extracted (a walk thread waits here)."""
-        while True:
-            while not self._open.wait(timeout=0.2):
-                if self._closed:
-                    return
-            if self._closed:
-                return
-            try:
-                page = next(pages)
-            except StopIteration:
-                return
-            yield page
-
-    def close(self) -> None:
-        """Stop the walks (a run that ends early: an error, or events not selected after all)."""
-        self._closed = True
-        self._open.set()
-        if self._pages is not None and hasattr(self._pages, "close"):
-            self._pages.close()  # type: ignore[attr-defined]
-        self.done = True
-
-
-def events_resource(client: PostHogClient, catalog: ProjectCatalog, config: SourceSettings,
-                    packages: EventPackages | None = None) -> DltResource:
+def events_resource(client: PostHogClient, catalog: ProjectCatalog, config: SourceSettings) -> DltResource:
     """Events of every project, merged on (project_id, uuid): the staged keys are deleted from the table,
-    then the staged rows appended (EVENTS_DISPOSITION). With `packages`, one package per extract step."""
+    then the staged rows appended (EVENTS_DISPOSITION)."""
     promoted = parse_promoted(config.promoted_properties)
 
     @dlt.resource(name="events", primary_key=("project_id", "uuid"), columns=EVENT_COLUMNS,
                   write_disposition=EVENTS_DISPOSITION)
     def events() -> Iterator[pa.Table]:
-        def all_pages() -> Iterator[pa.Table]:
-            projects = catalog.projects()
-            yield from skip_when_denied("events", lambda: read_events(projects))
-
-        yield from all_pages() if packages is None else packages.next_package(all_pages)
+        projects = catalog.projects()
+        yield from skip_when_denied("events", lambda: read_events(projects))
 
     def read_events(projects: Sequence[Project]) -> Iterator[pa.Table]:
         watermarks = Marks("created_at_watermark")
@@ -439,8 +371,7 @@ def events_resource(client: PostHogClient, catalog: ProjectCatalog, config: Sour
         def producer(plan: QueryPlan) -> Callable[[], Iterator[pa.Table]]:
             def run() -> Iterator[pa.Table]:
                 logger.info("reading events: %s", plan.label)
-                pages = walk_plan(client, plan, config.page_size, width)
-                for page in pages if packages is None else packages.gated(pages):
+                for page in walk_plan(client, plan, config.page_size, width):
                     progress.rows(page.num_rows)
                     yield promote_properties(page, promoted)
                 progress.window_done()

@@ -23,10 +23,6 @@ HOGQL_MAX_ROWS = 50_000
 # the same time. The price is rows per query (about 22k such rows instead of 44k; benchmarks/RESULTS.md).
 DEFAULT_PAGE_BYTES = 32 * 1024 * 1024
 MIN_PAGE_ROWS = 100
-# Events are loaded in packages of about this many bytes (Arrow pages): each package is extracted, normalized
-# and loaded before the next one is read, so a merge's staging table and DuckDB's transaction stay that size
-# however long the run (merging 960k events in one package peaked at 629 MiB; benchmarks/RESULTS.md).
-DEFAULT_PACKAGE_BYTES = 256 * 1024 * 1024
 # Default page of the REST list endpoints; PostHog's default is 100 and most have no maximum.
 REST_PAGE_SIZE = 100
 SESSION_RECORDINGS_PAGE_SIZE = 50

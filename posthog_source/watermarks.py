@@ -20,18 +20,14 @@ class Marks:
     """One named map `project id -> UTC instant` in the current resource's state."""
 
     def __init__(self, name: str, state: MutableMapping[str, object] | None = None) -> None:
-        self._name = name
-        self._from_context = state is None
-        self._stored: dict[str, str] = self._map(dlt.current.resource_state() if state is None else state)
-        self._staged: dict[str, str] = {}
-
-    def _map(self, state: MutableMapping[str, object]) -> dict[str, str]:
-        stored = state.setdefault(self._name, {})
+        state = dlt.current.resource_state() if state is None else state
+        stored = state.setdefault(name, {})
         if not isinstance(stored, dict):
             raise PostHogSourceError(
-                f"the pipeline state's '{self._name}' is damaged; run once with --full-refresh to rebuild it"
+                f"the pipeline state's '{name}' is damaged; run once with --full-refresh to rebuild it"
             )
-        return stored
+        self._stored: dict[str, str] = stored
+        self._staged: dict[str, str] = {}
 
     def get(self, project_id: int) -> pendulum.DateTime | None:
         value = self._stored.get(str(project_id))
@@ -41,12 +37,7 @@ class Marks:
         self._staged[str(project_id)] = instant.in_timezone("UTC").isoformat()
 
     def commit(self) -> None:
-        """Write the staged marks: call after the last row of the run was yielded. Marks read from the current
-        resource's state are written to the state current *now*: a run that loads events package by package
-        reaches its last row in a later extract step than the one that read the marks, and dlt gives every
-        step a fresh copy of the state (the marks then ride with the last package)."""
-        if self._from_context:
-            self._stored = self._map(dlt.current.resource_state())
+        """Write the staged marks: call after the last row of the run was yielded."""
         self._stored.update(self._staged)
         self._staged.clear()
 

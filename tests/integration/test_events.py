@@ -105,30 +105,6 @@ def test_no_op_run_asks_one_query_per_project(make_fake_server, tmp_path):
     assert len(queries) == len(server.world.projects)
 
 
-def test_events_load_package_by_package_and_the_marks_ride_with_the_last(make_fake_server, tmp_path, caplog):
-    """Packages of ~200 KB: the first run appends in several packages, a second one merges new and
-    re-read rows in several, both exact; a third reads only its ingestion overlap again (the watermark came
-    with the last package)."""
-    server = make_fake_server(seed=33, events=6_000)
-    world = server.world
-    small = {"package_bytes": "200000", "page_size": "400"}
-    with caplog.at_level("INFO", logger="pipelines"):
-        first = run_pipeline(server, tmp_path, resources=["events", "persons", "person_distinct_ids"], **small)
-    assert "events were loaded in" in caplog.text
-    assert first.rows_extracted["events"] == sum(world.stats()["events"].values())
-    assert_events_exact(world, tmp_path)
-    assert_persons_exact(world, tmp_path)
-    world.add_events(1, 900, created_at=datetime.now(UTC) - timedelta(minutes=10))
-    caplog.clear()
-    with caplog.at_level("INFO", logger="pipelines"):
-        run_pipeline(server, tmp_path, resources=["events"], **small)
-    assert_events_exact(world, tmp_path)
-    third = run_pipeline(server, tmp_path, resources=["events"], **small)
-    # only the ingestion overlap (1 h) is read again: the new 900, not the first run's 6,000
-    assert third.rows_extracted.get("events", 0) <= 900
-    assert_events_exact(world, tmp_path)
-
-
 def test_full_refresh_picks_up_changed_and_deleted_persons(make_fake_server, tmp_path):
     server = make_fake_server(seed=9, events=3_000)
     world = server.world

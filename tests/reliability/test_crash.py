@@ -67,20 +67,6 @@ def test_rerun_after_sigkill_is_exact(make_fake_server: Callable[..., FakePostHo
         assert_events_exact(world, tmp_path)
 
 
-@pytest.mark.parametrize("kill_at", ["pages:9", "committed:events"])
-def test_a_run_killed_between_its_event_packages_ends_exact(make_fake_server: Callable[..., FakePostHog],
-                                                            tmp_path: Path, kill_at: str) -> None:
-    """Packages of ~150 KB: the first load appends package after package; killed with some loaded, the
-    re-run merges everything read again (its marks were not committed) and ends exact."""
-    server = make_fake_server(seed=18, events=4_000)
-    env = cli_env(tmp_path, server, SOURCES__POSTHOG__PAGE_SIZE="300", SOURCES__POSTHOG__PACKAGE_BYTES="150000")
-    killed = run_cli(RUN, env, tmp_path, kill_at=kill_at)
-    assert killed.code == KILLED, killed.stderr[-2000:]
-    rerun = run_cli(RUN, env, tmp_path)
-    assert rerun.code == 0, rerun.stderr[-3000:]
-    assert_run_tables_exact(server.world, tmp_path)
-
-
 def test_second_concurrent_run_refuses(make_fake_server: Callable[..., FakePostHog], tmp_path: Path) -> None:
     """While one run holds the pipeline, a second exits 2 saying so; the held run, once killed, is recovered."""
     server = make_fake_server(seed=17, events=1_000)
