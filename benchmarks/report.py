@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import statistics
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -169,8 +170,9 @@ class Report:
                           peak < RSS_GOAL_MIB)
 
     def scaling(self) -> None:
-        sizes = [s for s in self.plan.sizes if pick(self.results, f"scale_{s}", "ours")
-                 or pick(self.results, f"scale_{s}", "raw_limit")]
+        measured = {int(r.scenario.split("_")[1]) for r in self.results if re.fullmatch(r"scale_\d+", r.scenario)}
+        sizes = sorted(s for s in set(self.plan.sizes) | measured if pick(self.results, f"scale_{s}", "ours")
+                       or pick(self.results, f"scale_{s}", "raw_limit"))  # sizes kept from earlier runs too
         if not sizes:
             return
         self.add("## Scaling: one run each at larger sizes (fresh fake server per size)", "")
