@@ -78,7 +78,13 @@ def popen(args: list[str], env: dict[str, str], cwd: Path, python_args: Sequence
     full_env["DLT_DATA_DIR"] = str(cwd / "dlt")
     full_env.update(env)
     return subprocess.Popen([sys.executable, *python_args, *args], env=full_env, cwd=cwd, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=_sigint_by_default)
+
+
+def _sigint_by_default() -> None:
+    """A suite started in the background by a non-interactive shell (`./.ci/run &`) inherits SIGINT ignored,
+    and an ignored signal stays ignored across exec: the CLI would never see the test's Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def hold_queries(server: Any) -> threading.Event:
