@@ -378,12 +378,8 @@ def events_resource(client: PostHogClient, catalog: ProjectCatalog, config: Sour
 
             return run
 
-        # Pages in production or waiting for dlt's writer: enough to keep PostHog busy, few enough to keep memory
-        # flat. No more walk threads than that: a thread without a slot only waits, and every thread that
-        # decoded pages keeps its own heap (1.9M events: extract peak 559 MiB with 4 threads, 495 with 2,
-        # in the same time; benchmarks/RESULTS.md).
-        in_flight = settings.EVENT_PAGES_IN_FLIGHT
-        yield from interleave([producer(plan) for plan in plans], min(config.workers, in_flight), buffered=in_flight)
+        # Pages waiting for dlt's writer: enough to keep the walks busy, few enough to keep memory flat.
+        yield from interleave([producer(plan) for plan in plans], config.workers, buffered=2)
         for marks_of in (watermarks, swept_to, swept_at):  # committed by dlt only with the loaded data
             marks_of.commit()
 

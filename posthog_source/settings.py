@@ -46,8 +46,6 @@ DEFAULT_WINDOW_SECONDS = 86_400
 WINDOW_TARGET_ROWS = 500_000
 # Parallel HogQL walks (PostHog runs at most 3 queries of a team at once; the 4th walk parses meanwhile).
 DEFAULT_WORKERS = 4
-# Event pages being read, converted or waiting for dlt at once (so also the event walks that run at once).
-EVENT_PAGES_IN_FLIGHT = 2
 
 # PostHog's rate limits per personal API key (docs/posthog-api.md): (requests, seconds) pairs.
 DEFAULT_RATE_LIMITS: dict[str, list[tuple[int, float]]] = {
