@@ -276,10 +276,14 @@ def events_table_exists(pipeline: dlt.Pipeline, options: RunOptions) -> bool:
     import duckdb
 
     with duckdb.connect(path, read_only=True) as con:
-        row = con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = 'events'",
-            [pipeline.dataset_name],
-        ).fetchone()
+        return _has_events_table(con, pipeline.dataset_name)
+
+
+def _has_events_table(connection: Any, dataset: str) -> bool:
+    """Whether the connection's current database has `<dataset>.events`."""
+    row = connection.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_catalog = current_database() "
+        "AND table_schema = ? AND table_name = 'events'", [dataset]).fetchone()
     return bool(row and row[0])
 
 
@@ -391,10 +395,7 @@ def remove_repeated_events(connection: Any, dataset: str) -> int:
     the rows removed. The keys are found by a grouping (it spills to disk, so any table size fits the
     loader's memory)."""
     table = f'"{dataset}"."events"'
-    found = connection.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_catalog = current_database() "
-        "AND table_schema = ? AND table_name = 'events'", [dataset]).fetchone()
-    if not found or not found[0]:
+    if not _has_events_table(connection, dataset):
         return 0
     connection.execute(
         f"CREATE OR REPLACE TEMP TABLE posthog_repeated_events AS SELECT project_id, uuid, min(rowid) AS keep "
