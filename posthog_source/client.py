@@ -385,6 +385,12 @@ class PostHogClient:
         short by a dropped connection, is retried like any transient fault)."""
         return self.request("POST", path, body=body, what=what, parse=parse)
 
+    def retry_broken_answer(self, what: str, attempt: int) -> None:
+        """A HogQL answer found cut short after part of it was read (answers are read slice by slice, so
+        `classify` could not see it): wait as for any body cut short, or raise once `attempt` (answers in a
+        row found broken) spends the request's attempts. The caller asks again from the last row it has."""
+        self._wait(Retry(None, "response body cut short"), _Tally(attempts=attempt - 1), "query", what)
+
     def url_for(self, path_or_url: str) -> str:
         """Absolute URL on our host. `next` links are re-based onto the configured origin so the key is
         never sent to another host, even when a proxy rewrote the link."""

@@ -23,7 +23,7 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any
 
@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from posthog_source import settings
+from posthog_source.answers import Answer, decode_answer
 from posthog_source.client import PostHogClient
 from posthog_source.errors import PostHogSourceError
 from posthog_source.projects import Project
@@ -293,13 +294,16 @@ class RowWidth:
 
 @dataclass(frozen=True)
 class Page:
-    table: pa.Table | None  # None when the page is empty
-    more: bool  # PostHog may hold more rows after this page
+    """A slice of one answer's rows (an answer is read a few megabytes at a time, `answers.py`)."""
+
+    table: pa.Table | None  # None when the slice holds no row (or only copies of the previous one)
+    more: bool  # PostHog may hold more rows after this slice
     last_key: tuple[Any, Any] | None  # (cursor, tie-breaker) of the last row, for the next query
+    answered: int = 0  # rows PostHog sent in this slice, copies included
 
 
-# Parsed JSON is several times the size of its Arrow page, and parsing holds the GIL anyway: pages are
-# parsed and converted one at a time, so memory stays flat however many walks run in parallel.
+# Decoded JSON is several times the size of its Arrow slice, and decoding holds the GIL anyway: slices are
+# decoded and converted one at a time, so memory stays flat however many walks run in parallel.
 _PARSE_LOCK = threading.Lock()
 
 
@@ -328,54 +332,84 @@ _MALLOC_TRIM = _load_malloc_trim()
 
 
 def _return_freed_memory() -> None:
-    """The parsed JSON of a page (about 1.5× its body, in small strings) is freed once the page is in Arrow,
-    but glibc keeps freed heap in its arenas: a run's resident memory would ratchet up page by page to
-    the worst moment of every thread. Handing it back after each page keeps the footprint one page deep
-    (measured in benchmarks/RESULTS.md); it costs about a millisecond."""
+    """The decoded JSON of a page is freed as its slices become Arrow, but glibc keeps freed heap in its
+    arenas: a run's resident memory would ratchet up page by page to the worst moment of every thread.
+    Handing it back after each page keeps the footprint one page deep (measured in benchmarks/RESULTS.md);
+    it costs about a millisecond."""
     if _MALLOC_TRIM is not None:
         _MALLOC_TRIM(0)
 
 
-def parse_page(content: bytes, table: HogQLTable, project: Project, limit: int) -> Page:
-    """One HogQL answer -> an Arrow page converted by the answer's column types, and where to continue."""
+def decode(content: bytes | bytearray) -> Answer:
+    """The client's parse step for a HogQL answer: the keys before its rows; `answer_pages` decodes the rows
+    slice by slice. An answer of another shape is decoded whole here (a cut one raises: the client retries)."""
     with _PARSE_LOCK, _no_cyclic_gc():
-        return page_from_answer(orjson.loads(content), table, project, limit)
+        return decode_answer(content)
 
 
-def page_from_answer(response: dict[str, Any], table: HogQLTable, project: Project, limit: int) -> Page:
-    """The Arrow page of a decoded HogQL answer. Empties the answer's `results` while it converts them.
-    Callers hold `_PARSE_LOCK` with the cyclic collector off (`parse_page`, `keyset_pages`)."""
-    rows = response.get("results") or []
-    if not rows:
+def parse_page(content: bytes, table: HogQLTable, project: Project, limit: int) -> Page:
+    """One HogQL answer -> one Arrow page converted by the answer's column types, and where to continue."""
+    pages = list(answer_pages(decode(content), table, project, limit))
+    tables = [page.table for page in pages if page.table is not None]
+    if not pages:
         return Page(None, False, None)
-    # The effective limit may be lower than asked (self-hosted settings): only a page shorter than both
-    # ends the walk, never a short page alone.
-    effective = min(limit, int(response.get("limit") or limit))
-    more = len(rows) >= effective or bool(response.get("hasMore"))
-    arrow = _rows_to_arrow_releasing(rows, table, project, response.get("types"))
-    cursor_value = arrow.column(table.cursor)[-1].as_py()
-    tie_value = arrow.column(table.tie_breaker)[-1].as_py()
-    key = dict.fromkeys((table.cursor, table.tie_breaker))
-    page = Page(drop_adjacent_duplicates(arrow, list(key)), more, (cursor_value, tie_value))
-    del response, rows
-    _return_freed_memory()
-    return page
+    merged = pa.concat_tables(tables) if len(tables) > 1 else tables[0] if tables else None
+    return Page(merged, pages[-1].more, pages[-1].last_key, sum(page.answered for page in pages))
 
 
-# Rows converted at a time by parse_page: each slice's Python objects are freed as soon as it is in Arrow.
+def answer_pages(answer: Answer, table: HogQLTable, project: Project, limit: int) -> Iterator[Page]:
+    """The rows of one answer as Arrow slices, in order; only the last says whether PostHog holds more.
+    Nothing for an empty answer. Each slice's Python rows are freed as it becomes Arrow, and copies of a
+    row are dropped within and across slices (`drop_adjacent_duplicates`). A body found broken partway
+    raises `orjson.JSONDecodeError` after the slices before the break."""
+    key = list(dict.fromkeys((table.cursor, table.tie_breaker)))
+    slices = answer.rows()
+    held: Page | None = None
+    answered = 0
+    while True:
+        with _PARSE_LOCK, _no_cyclic_gc():
+            rows = next(slices, None)
+            if rows is None:
+                break
+            count = len(rows)
+            # `types` follows the rows in PostHog's answers: the last slice may be the first to have it.
+            arrow = _rows_to_arrow_releasing(rows, table, project, answer.fields.get("types"))
+            del rows
+        last_key = (arrow.column(table.cursor)[-1].as_py(), arrow.column(table.tie_breaker)[-1].as_py())
+        arrow = drop_adjacent_duplicates(arrow, key)
+        if held is not None and held.last_key is not None and _first_key(arrow, table) == held.last_key:
+            arrow = arrow.slice(1)  # a copy of the previous slice's last row
+        answered += count
+        if held is not None:
+            yield held
+        held = Page(arrow if arrow.num_rows else None, True, last_key, count)
+    if held is not None:
+        # The effective limit may be lower than asked (self-hosted settings): only a page shorter than both
+        # ends the walk, never a short page alone.
+        effective = min(limit, int(answer.fields.get("limit") or limit))
+        yield replace(held, more=answered >= effective or bool(answer.fields.get("hasMore")))
+
+
+def _first_key(arrow: pa.Table, table: HogQLTable) -> tuple[Any, Any] | None:
+    if arrow.num_rows == 0:
+        return None
+    return arrow.column(table.cursor)[0].as_py(), arrow.column(table.tie_breaker)[0].as_py()
+
+
+# Rows converted at a time: each part's Python objects are freed as soon as it is in Arrow.
 _CONVERT_ROWS = 8192
 
 
 def _rows_to_arrow_releasing(rows: list[list[Any]], table: HogQLTable, project: Project, types: Any) -> pa.Table:
-    """rows_to_arrow by slices from the end, emptying `rows` as it goes, so a page never exists twice in
+    """rows_to_arrow by parts from the end, emptying `rows` as it goes, so a slice never exists twice in
     full (as Python objects and as Arrow) at the same moment. Same columns, types and errors."""
-    slices: list[pa.Table] = []
+    parts: list[pa.Table] = []
     while rows:
         start = max(0, len(rows) - _CONVERT_ROWS)
-        slices.append(rows_to_arrow(rows[start:], table, project, types))
+        parts.append(rows_to_arrow(rows[start:], table, project, types))
         del rows[start:]
-    slices.reverse()
-    return pa.concat_tables(slices) if len(slices) > 1 else slices[0]
+    parts.reverse()
+    return pa.concat_tables(parts) if len(parts) > 1 else parts[0]
 
 
 def drop_adjacent_duplicates(page: pa.Table, key: Sequence[str]) -> pa.Table:
@@ -403,44 +437,42 @@ def keyset_pages(
     after: tuple[Any, Any] | None = None,
     width: RowWidth | None = None,
 ) -> Iterator[Page]:
-    """Every row matching `conditions` after the key `after`, one page per query, in (cursor, tie-breaker)
-    order. Each page says its last key, so a caller that must split the walk knows where it stood."""
+    """Every row matching `conditions` after the key `after`, one query per page of rows, in (cursor,
+    tie-breaker) order, as slices of each answer. Each slice says its last key, so a caller that must split
+    the walk knows where it stood."""
     page_size = min(page_size, settings.HOGQL_MAX_ROWS)
     width = width or RowWidth()
     what = f"{table.table} of project {project.id}"
+    broken = 0  # answers in a row found cut short
     while True:
         limit = width.limit(page_size)
-
         body = query_body(build_query(table, conditions, after, limit), f"{table.table} {label}")
-        answer, size = client.post(query_path(project), body, what=what, parse=_decode_holding_parse_lock)
-        try:  # the response (and its body) is gone by now: a page costs its decoded rows and its Arrow table
-            with _no_cyclic_gc():
-                page = page_from_answer(answer, table, project, limit)
-            del answer
+        answer = client.post(query_path(project), body, what=what, parse=decode)
+        last: Page | None = None
+        answered = 0
+        try:
+            for page in answer_pages(answer, table, project, limit):
+                last = page
+                answered += page.answered
+                yield page
+        except orjson.JSONDecodeError:
+            broken += 1  # cut short after `last`: ask again from there, as the client retries a cut body
+            client.retry_broken_answer(what, broken)
+            after = last.last_key if last is not None and last.last_key is not None else after
+            continue
         finally:
-            _PARSE_LOCK.release()
-        if page.table is None:
+            size = answer.size
+            del answer
+            _return_freed_memory()
+        broken = 0
+        if last is None:
             return
-        width.observe(size, page.table.num_rows)
-        yield page
-        if not page.more:
+        width.observe(size, answered)
+        if not last.more:
             return
-        if after is not None and page.last_key is not None and page.last_key <= after:
-            raise PostHogSourceError(f"HogQL paging of {what} made no progress at {page.last_key}; stopped")
-        after = page.last_key
-
-
-def _decode_holding_parse_lock(content: bytes) -> tuple[dict[str, Any], int]:
-    """The client's parse step for a page: decode the body (a cut one raises, and the client retries it) and
-    keep `_PARSE_LOCK` for the caller, who converts the rows once the client has let go of the body and
-    then releases it. So one page at a time exists as Python objects, and never next to its own body."""
-    _PARSE_LOCK.acquire()
-    try:
-        with _no_cyclic_gc():
-            return orjson.loads(content), len(content)
-    except BaseException:
-        _PARSE_LOCK.release()
-        raise
+        if after is not None and last.last_key is not None and last.last_key <= after:
+            raise PostHogSourceError(f"HogQL paging of {what} made no progress at {last.last_key}; stopped")
+        after = last.last_key
 
 
 def table_pages(
