@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import difflib
 import errno
 import logging
@@ -576,11 +577,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# glibc's mallopt parameter for the number of malloc arenas (malloc.h).
+_M_ARENA_MAX = -8
+
+
 def release_memory_promptly() -> None:
-    """Arrow's default allocator (mimalloc) keeps freed pages for reuse; pages of 50,000 events come and go,
-    so the system allocator keeps a long run's memory flat at no measurable cost in speed."""
+    """Keep a long run's memory flat: what a page allocates is handed back, not kept for reuse.
+
+    - Arrow's default allocator (mimalloc) keeps freed pages; the system allocator does not, at no
+      measurable cost in speed.
+    - glibc gives each thread that allocates under contention an arena of its own, and an arena's freed
+      memory serves only its threads: four walks each kept the high-water mark of their own pages. With one
+      arena, 1.44M events peaked at 379 MiB extracting and 432 MiB loading, against 450-462 and 472-518
+      with the default, in the same CPU time (the GIL serialises the walks' allocations anyway). Set before
+      any walk thread exists; other allocators (musl, macOS) are left alone.
+    """
     with contextlib.suppress(AttributeError, NotImplementedError):  # a build without it keeps its default
         pa.set_memory_pool(pa.system_memory_pool())
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").mallopt(_M_ARENA_MAX, 1)
 
 
 def let_interrupts_through() -> None:
