@@ -139,7 +139,7 @@ def write_report(results: list[Case], total: int, mean: float) -> None:
         "",
         f"`python -m benchmarks.resume`: {total:,} events with properties of {mean:.0f} bytes on average, loaded into",
         f"DuckDB with the settings users get (the loader's {DUCKDB_LOADER_CONFIG['memory_limit']} limit, "
-        f"{DUCKDB_LOADER_CONFIG['threads']} thread), SIGKILLed at each point, then resumed.",
+        f"{DUCKDB_LOADER_CONFIG['threads']} threads), SIGKILLed at each point, then resumed.",
         "Peak RSS: summed over the CLI's process tree. Exact: every event once, none missing, values equal.",
         f"Machine: {os.cpu_count()} cores; measured {datetime.now(UTC):%Y-%m-%d}.",
         "",

@@ -34,18 +34,21 @@ DEFAULT_DUCKDB_FILE = "posthog_pipeline.duckdb"
 # is 80 % of the machine). The limit is not what makes a load pass: every statement we send streams or spills
 # (deletes by key, appends, joins; see posthog_source/events.py EVENTS_DISPOSITION), so a load of any size fits
 # it; benchmarks/resume.py checks that with 300k 1 KB events killed and resumed at every point, and the suite
-# with a 64 MB limit. One thread: each pins its own buffers (parquet row groups being read); measured on 300k
-# events, one thread loads in the same time with 5.9 instead of 9.6 CPU s and a peak of 745 instead of
-# 1,143 MiB. 128 MB rather than 256 MB: with row groups sized by bytes (below) the first load of 300k 1.5 KB
-# events takes the same 3.3 s and peaks 100 MiB lower (benchmarks/RESULTS.md).
-DUCKDB_LOADER_CONFIG = {"memory_limit": "128MB", "preserve_insertion_order": False, "threads": 1}
+# with a 64 MB limit. 128 MB rather than 256 MB: with row groups sized by bytes (below) the first load of 300k
+# 1.5 KB events takes the same 3.3 s and peaks 100 MiB lower (benchmarks/RESULTS.md).
+# Two threads: the load runs after the extract, when the walks and PostHog are idle, and DuckDB's write
+# (compression) is most of its time. Each thread fills a row group of its own, so with two the row groups are
+# half the size (LOADER_ROW_GROUP_BYTES). 1.44M 1.5 KB events: the first load 12.0 -> 7.8 s at 436 -> 453 MiB;
+# a merge into those 1.44M 25.2 -> 17.8 s at 616 -> 463 MiB (the smaller row groups); file +3 %. (With 122,880-
+# row groups and no byte sizing, one thread had been better: 9.6 -> 5.9 CPU s, 1,143 -> 745 MiB.)
+DUCKDB_LOADER_CONFIG = {"memory_limit": "128MB", "preserve_insertion_order": False, "threads": 2}
 # DuckDB fills a table's row groups of 122,880 rows in memory before it compresses and writes them: with
 # 1.5 KB events a row group is ~180 MB of strings, which is most of a load's memory whatever the pool's limit,
 # and with 20 KB events more than the limit itself. The size is an option of ATTACH, not of the file (a file
 # opened by path gets 122,880 again), so the loader attaches the file with row groups of about
 # LOADER_ROW_GROUP_BYTES (`loader_credentials`), from the width of the rows it is about to load. Inserting
-# 300k 1.5 KB events (16,384-row groups): peak 417 -> 238 MiB, 3.7 -> 3.3 s, file 291 -> 304 MB.
-LOADER_ROW_GROUP_BYTES = 24 * 1024 * 1024
+# 300k 1.5 KB events (16,384-row groups, one thread): peak 417 -> 238 MiB, 3.7 -> 3.3 s, file 291 -> 304 MB.
+LOADER_ROW_GROUP_BYTES = 12 * 1024 * 1024
 MIN_ROW_GROUP_ROWS, MAX_ROW_GROUP_ROWS = 2_048, 122_880  # DuckDB's vector size and its default
 # The loader's memory limit is at least this many of the largest parquet row group it is about to read.
 LOADER_PARQUET_GROUPS_HELD = 12
@@ -313,6 +316,7 @@ def loader_credentials(pipeline: dlt.Pipeline, options: RunOptions) -> Iterator[
         quoted = path.replace("'", "''")
         shape = pending_shape(pipeline)
         connection.execute(f"SET memory_limit = '{loader_memory_limit(shape)}'")
+        connection.execute(f"SET threads = {loader_threads(shape.row_bytes)}")
         rows = row_group_rows(shape.row_bytes)
         connection.execute(f"ATTACH '{quoted}' AS {_LOADER_CATALOG} (ROW_GROUP_SIZE {rows})")
         connection.execute(f"USE {_LOADER_CATALOG}")
@@ -324,11 +328,22 @@ def loader_credentials(pipeline: dlt.Pipeline, options: RunOptions) -> Iterator[
 
 def row_group_rows(row_bytes: float | None) -> int:
     """Rows per DuckDB row group for rows of `row_bytes` (uncompressed): about LOADER_ROW_GROUP_BYTES, a
-    multiple of DuckDB's vector size, within DuckDB's bounds. Unknown width: 16,384 (1.5 KB events)."""
+    multiple of DuckDB's vector size, within DuckDB's bounds. Unknown width: 8,192 (1.5 KB events)."""
     if not row_bytes or row_bytes <= 0:
-        row_bytes = LOADER_ROW_GROUP_BYTES / 16_384
+        row_bytes = LOADER_ROW_GROUP_BYTES / 8_192
     rows = int(LOADER_ROW_GROUP_BYTES / row_bytes) // MIN_ROW_GROUP_ROWS * MIN_ROW_GROUP_ROWS
     return max(MIN_ROW_GROUP_ROWS, min(MAX_ROW_GROUP_ROWS, rows))
+
+
+def loader_threads(row_bytes: float | None) -> int:
+    """DUCKDB_LOADER_CONFIG's threads while row groups are cut by bytes; one for rows so wide that even
+    DuckDB's smallest row group is larger than LOADER_ROW_GROUP_BYTES: every thread fills a row group of its
+    own, so a second would double what the load holds instead of halving it (~22 KB events: 2,048 rows are
+    45 MB each, and two of them no longer fit the loader's limit)."""
+    threads = int(DUCKDB_LOADER_CONFIG["threads"])
+    if row_bytes and row_bytes * MIN_ROW_GROUP_ROWS > LOADER_ROW_GROUP_BYTES:
+        return 1
+    return threads
 
 
 @dataclass(frozen=True)

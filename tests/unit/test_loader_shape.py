@@ -21,10 +21,19 @@ def test_row_groups_are_byte_sized_multiples_of_the_vector_size_within_duckdbs_b
 
 
 def test_realistic_and_wide_events_get_their_row_groups() -> None:
-    assert row_group_rows(1_500) == 16_384
+    assert row_group_rows(1_500) == 8_192
     assert row_group_rows(22_000) == runner.MIN_ROW_GROUP_ROWS
     assert row_group_rows(100) == runner.MAX_ROW_GROUP_ROWS
-    assert row_group_rows(None) == 16_384  # nothing pending to measure
+    assert row_group_rows(None) == 8_192  # nothing pending to measure
+
+
+def test_a_second_loader_thread_only_while_row_groups_are_cut_by_bytes() -> None:
+    assert runner.loader_threads(1_500) == runner.DUCKDB_LOADER_CONFIG["threads"] == 2
+    assert runner.loader_threads(None) == 2
+    widest_cut_by_bytes = runner.LOADER_ROW_GROUP_BYTES / runner.MIN_ROW_GROUP_ROWS
+    assert runner.loader_threads(widest_cut_by_bytes) == 2
+    assert runner.loader_threads(widest_cut_by_bytes + 1) == 1
+    assert runner.loader_threads(22_000) == 1
 
 
 def test_the_memory_limit_grows_only_for_large_parquet_row_groups() -> None:
