@@ -130,10 +130,11 @@ def test_re_merging_every_loaded_event_fits_the_memory_limit(padded_server: Fake
     assert_events_exact(padded_server.world, tmp_path)
 
 
-def test_very_wide_events_load_within_the_loaders_memory(tmp_path):
+def test_very_wide_events_load_within_the_loaders_memory(tmp_path, monkeypatch):
     """`$exception` / `$ai_generation` events of 10-50 KB: a parquet row group of dlt's default 5,000 rows of
     them is larger than the loader's DuckDB memory, which DuckDB must hold whole. Row groups are cut by rows
-    small enough for any width, so the load fits in the memory users get (~22 KB events)."""
+    and written slice by slice (a few MB each), so the load fits in the memory users get (~22 KB events)
+    without raising the loader's pool."""
     from fake_posthog.server import FakePostHog
     from fake_posthog.world import World
     from pipelines import runner
@@ -141,6 +142,13 @@ def test_very_wide_events_load_within_the_loaders_memory(tmp_path):
     from tests.helpers import read_rows, run_pipeline
 
     assert runner.DUCKDB_LOADER_CONFIG["memory_limit"] == "128MB"  # what users get
+    shapes: list[runner.PendingShape] = []
+    measure = runner.pending_shape
+    monkeypatch.setattr(runner, "pending_shape", lambda pipeline: shapes.append(measure(pipeline)) or shapes[-1])
     with FakePostHog(World.generate(seed=9, events=12_000, now=FAKE_NOW, fat_share=0.7)) as server:
         run_pipeline(server, tmp_path, resources=["events"])
         assert len(read_rows(tmp_path, "events")) == sum(server.world.stats()["events"].values())
+    widest = max(shape.row_bytes or 0 for shape in shapes)
+    assert widest > 10_000  # the test's rows are what it says
+    assert max(shape.row_group_bytes for shape in shapes) < 12 * 2**20  # 1,000 such rows: ~22 MB
+    assert {runner.loader_memory_limit(shape) for shape in shapes} == {"128MB"}

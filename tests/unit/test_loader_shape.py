@@ -65,3 +65,10 @@ def test_the_shape_is_measured_decoded_in_the_pending_packages_parquet_files(tmp
     shape = runner.pending_shape(Pipeline())  # type: ignore[arg-type]
     assert shape.row_bytes is not None and 2_000 <= shape.row_bytes < 2_100
     assert 2_000_000 <= shape.row_group_bytes < 2_200_000
+
+
+def test_the_extract_writes_slice_by_slice_unless_the_user_sized_dlts_buffer(monkeypatch) -> None:
+    monkeypatch.delenv("DATA_WRITER__BUFFER_MAX_ITEMS", raising=False)
+    assert runner.writer_settings()["SOURCES__DATA_WRITER__BUFFER_MAX_ITEMS"] == "1"
+    monkeypatch.setenv("DATA_WRITER__BUFFER_MAX_ITEMS", "20000")
+    assert "SOURCES__DATA_WRITER__BUFFER_MAX_ITEMS" not in runner.writer_settings()
