@@ -1,7 +1,7 @@
 """A HogQL answer read a slice of rows at a time, straight from its body.
 
 `orjson.loads` of a whole answer holds every row as Python objects at once, next to the body they came from:
-a 32 MB page of events costs about 80 MB in that moment, and the walks' pages overlap. Here only the keys
+a 64 MB page of events costs about 160 MB in that moment, and the walks' pages overlap. Here only the keys
 before `results` are decoded up front; the rows are decoded a few megabytes at a time, each slice converted
 and handed on before the next is decoded, and the keys after `results` with the last rows.
 

@@ -18,10 +18,12 @@ LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 HOGQL_MAX_ROWS = 50_000
 # A page is also bounded in bytes: a 50,000-row page of 20 KB events would be a 1 GB response. The next
 # LIMIT is picked from the bytes per row seen so far, so memory and PostHog's execution time stay bounded.
-# 32 MB: a page in flight costs about 2.5x its body (decoded rows, then Arrow), and the walks keep a few in
-# flight; on 300k 1.5 KB events a run peaks at 444-455 MiB with 32 MB pages and 606-620 MiB with 64 MB, in
-# the same time. The price is rows per query (about 22k such rows instead of 44k; benchmarks/RESULTS.md).
-DEFAULT_PAGE_BYTES = 32 * 1024 * 1024
+# 64 MB (about 44k rows of 1.5 KB events, 3,000 of 20 KB): an answer is decoded a few MB at a time
+# (answers.py), so a page in flight costs about its body, not the 2.5x of decoding it whole. On 300k 1.5 KB
+# events a run peaks at 409-420 MiB with 64 MB pages against 401-413 MiB with 32 MB, in 12 HogQL queries
+# instead of 19 (before slices: 606-620 against 444-455 MiB). Larger pages would buy little budget (rows per
+# query are capped at 50,000) for longer queries against PostHog's execution-time cap.
+DEFAULT_PAGE_BYTES = 64 * 1024 * 1024
 MIN_PAGE_ROWS = 100
 # Default page of the REST list endpoints; PostHog's default is 100 and most have no maximum.
 REST_PAGE_SIZE = 100
