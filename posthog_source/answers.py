@@ -65,6 +65,9 @@ class Answer:
                 break
             yield rows
             position = cut + 2  # past the comma, at the next row's opening bracket
+            if isinstance(body, bytearray):  # the client's buffer: give back what has been read
+                del body[:position]
+                position = 0
         # The last rows and the keys after them: the rest of the body, opened as an object.
         rest = orjson.loads(b'{"results":[' + body[position:])
         del body

@@ -34,10 +34,12 @@ def body_of(rows: list[list[Any]], others: dict[str, Any], results_at: int, pret
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rows=ROWS, others=OTHER_KEYS, results_at=st.integers(0, 6), slice_bytes=st.integers(1, 120),
-       pretty=st.booleans())
+       pretty=st.booleans(), buffer=st.booleans())
 def test_slices_are_exactly_the_rows_and_the_other_keys_are_kept(
-        rows: list[list[Any]], others: dict[str, Any], results_at: int, slice_bytes: int, pretty: bool) -> None:
-    answer = decode_answer(body_of(rows, others, results_at, pretty))
+        rows: list[list[Any]], others: dict[str, Any], results_at: int, slice_bytes: int, pretty: bool,
+        buffer: bool) -> None:
+    body = body_of(rows, others, results_at, pretty)
+    answer = decode_answer(bytearray(body) if buffer else body)  # the client's buffer, or bytes
     slices = list(answer.rows(slice_bytes))
     assert [row for part in slices for row in part] == rows
     assert all(slices)  # no empty slice
@@ -55,13 +57,28 @@ def test_a_large_answer_is_decoded_in_many_slices() -> None:
     assert answer.fields["types"] == [["uuid", "String"]]
 
 
+def test_the_clients_buffer_is_given_back_as_its_rows_are_read() -> None:
+    rows = [[f"0190-{i:08d}", "$pageview", "x" * 200] for i in range(5_000)]
+    body = bytearray(orjson.dumps({"results": rows, "types": [["uuid", "String"]]}))
+    whole = len(body)
+    slices = decode_answer(body).rows(16 * 1024)
+    read: list[list[Any]] = []
+    for part in slices:
+        read += part
+        if len(read) > len(rows) // 2:
+            break
+    assert len(body) < whole * 0.6  # about what is left to read, not the whole answer
+    assert read + [row for part in slices for row in part] == rows
+
+
 @settings(max_examples=300, deadline=None)
 @given(rows=ROWS.filter(bool), others=OTHER_KEYS, results_at=st.integers(0, 6), slice_bytes=st.integers(1, 60),
-       cut=st.floats(0.0, 0.999))
+       cut=st.floats(0.0, 0.999), buffer=st.booleans())
 def test_a_body_cut_short_fails_after_a_prefix_of_the_rows(
-        rows: list[list[Any]], others: dict[str, Any], results_at: int, slice_bytes: int, cut: float) -> None:
+        rows: list[list[Any]], others: dict[str, Any], results_at: int, slice_bytes: int, cut: float,
+        buffer: bool) -> None:
     body = body_of(rows, others, results_at, False)
-    cut_body = body[:int(len(body) * cut)]
+    cut_body = bytearray(body[:int(len(body) * cut)]) if buffer else body[:int(len(body) * cut)]
     got: list[list[Any]] = []
     with pytest.raises(orjson.JSONDecodeError):
         for part in decode_answer(cut_body).rows(slice_bytes):
