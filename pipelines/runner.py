@@ -340,10 +340,9 @@ def loader_threads(row_bytes: float | None) -> int:
     DuckDB's smallest row group is larger than LOADER_ROW_GROUP_BYTES: every thread fills a row group of its
     own, so a second would double what the load holds instead of halving it (~22 KB events: 2,048 rows are
     45 MB each, and two of them no longer fit the loader's limit)."""
-    threads = int(DUCKDB_LOADER_CONFIG["threads"])
     if row_bytes and row_bytes * MIN_ROW_GROUP_ROWS > LOADER_ROW_GROUP_BYTES:
         return 1
-    return threads
+    return int(DUCKDB_LOADER_CONFIG["threads"])
 
 
 @dataclass(frozen=True)

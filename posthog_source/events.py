@@ -378,8 +378,8 @@ def events_resource(client: PostHogClient, catalog: ProjectCatalog, config: Sour
 
             return run
 
-        # Pages waiting for dlt's writer: enough to keep the walks busy, few enough to keep memory flat.
-        yield from interleave([producer(plan) for plan in plans], config.workers, buffered=2)
+        yield from interleave([producer(plan) for plan in plans], config.workers,
+                              buffered=settings.EVENT_PAGES_IN_FLIGHT)
         for marks_of in (watermarks, swept_to, swept_at):  # committed by dlt only with the loaded data
             marks_of.commit()
 

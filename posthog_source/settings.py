@@ -46,11 +46,14 @@ FUTURE_TIMESTAMP_SKEW_HOURS = 24
 # sparse ranges cost a few queries, not one per day.
 DEFAULT_WINDOW_SECONDS = 86_400
 WINDOW_TARGET_ROWS = 500_000
-# Parallel HogQL walks (PostHog runs at most 3 queries of a team at once). Two: only two pages are in
-# production at once anyway (events.py, `interleave(buffered=2)`), and every further walk holds the body of
-# its current answer while it waits (a page, 64 MB). 2.4M 1.5 KB events: extract peak 444-464 MiB with 2
-# walks, 489 with 3, 556-613 with 4, in the same time (extract 58-65 s with 2, 62-86 s with 4).
-DEFAULT_WORKERS = 2
+# Event slices being read, converted or waiting for dlt's writer at once (events.py): enough to keep the
+# walks busy, few enough to keep memory flat.
+EVENT_PAGES_IN_FLIGHT = 2
+# Parallel HogQL walks (PostHog runs at most 3 queries of a team at once). As many as pages in flight: a
+# further walk only waits, holding the body of its current answer (a page, 64 MB). 2.4M 1.5 KB events:
+# extract peak 444-464 MiB with 2 walks, 489 with 3, 556-613 with 4, in the same time (extract 58-65 s with
+# 2, 62-86 s with 4).
+DEFAULT_WORKERS = EVENT_PAGES_IN_FLIGHT
 
 # PostHog's rate limits per personal API key (docs/posthog-api.md): (requests, seconds) pairs.
 DEFAULT_RATE_LIMITS: dict[str, list[tuple[int, float]]] = {
