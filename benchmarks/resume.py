@@ -29,7 +29,7 @@ import duckdb
 from benchmarks.procs import run_measured
 from fake_posthog.server import FakePostHog
 from fake_posthog.world import World
-from pipelines.runner import DUCKDB_LOADER_CONFIG
+from pipelines.duckdb_loader import DUCKDB_LOADER_CONFIG
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "benchmarks" / ".work" / "resume"

@@ -5,9 +5,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
-import math
 import os
-import re
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -22,6 +20,14 @@ from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.extract.resource import DltResource
 
 from pipelines import lake
+from pipelines.duckdb_loader import (
+    DUCKDB_LOADER_CONFIG,
+    delete_old_copies,
+    has_events_table,
+    loader_credentials,
+    remove_repeated_events,
+    staged_event_files,
+)
 from posthog_source import ALL_TABLES, ControlRows, source_from_settings
 from posthog_source.config import load_settings
 from posthog_source.errors import ConfigurationError
@@ -29,30 +35,6 @@ from posthog_source.errors import ConfigurationError
 DEFAULT_PIPELINE_NAME = "posthog_pipeline"
 # One file for run, backfill and report alike (not named like the dataset: DuckDB would confuse the two).
 DEFAULT_DUCKDB_FILE = "posthog_pipeline.duckdb"
-
-# The loader's DuckDB spills to disk past this limit, so a large load keeps the process small (DuckDB's default
-# is 80 % of the machine). The limit is not what makes a load pass: every statement we send streams or spills
-# (deletes by key, appends, joins; see posthog_source/events.py EVENTS_DISPOSITION), so a load of any size fits
-# it; benchmarks/resume.py checks that with 300k 1 KB events killed and resumed at every point, and the suite
-# with a 64 MB limit. 128 MB rather than 256 MB: with row groups sized by bytes (below) the first load of 300k
-# 1.5 KB events takes the same 3.3 s and peaks 100 MiB lower (benchmarks/RESULTS.md).
-# Two threads: the load runs after the extract, when the walks and PostHog are idle, and DuckDB's write
-# (compression) is most of its time. Each thread fills a row group of its own, so with two the row groups are
-# half the size (LOADER_ROW_GROUP_BYTES). 1.44M 1.5 KB events: the first load 12.0 -> 7.8 s at 436 -> 453 MiB;
-# a merge into those 1.44M 25.2 -> 17.8 s at 616 -> 463 MiB (the smaller row groups); file +3 %. (With 122,880-
-# row groups and no byte sizing, one thread had been better: 9.6 -> 5.9 CPU s, 1,143 -> 745 MiB.)
-DUCKDB_LOADER_CONFIG = {"memory_limit": "128MB", "preserve_insertion_order": False, "threads": 2}
-# DuckDB fills a table's row groups of 122,880 rows in memory before it compresses and writes them: with
-# 1.5 KB events a row group is ~180 MB of strings, which is most of a load's memory whatever the pool's limit,
-# and with 20 KB events more than the limit itself. The size is an option of ATTACH, not of the file (a file
-# opened by path gets 122,880 again), so the loader attaches the file with row groups of about
-# LOADER_ROW_GROUP_BYTES (`loader_credentials`), from the width of the rows it is about to load. Inserting
-# 300k 1.5 KB events (16,384-row groups, one thread): peak 417 -> 238 MiB, 3.7 -> 3.3 s, file 291 -> 304 MB.
-LOADER_ROW_GROUP_BYTES = 12 * 1024 * 1024
-MIN_ROW_GROUP_ROWS, MAX_ROW_GROUP_ROWS = 2_048, 122_880  # DuckDB's vector size and its default
-# The loader's memory limit is at least this many of the largest parquet row group it is about to read.
-LOADER_PARQUET_GROUPS_HELD = 12
-_LOADER_CATALOG = "posthog_loader"
 
 log = logging.getLogger("pipelines")
 DEFAULT_DATASET = "posthog"
@@ -279,15 +261,7 @@ def events_table_exists(pipeline: dlt.Pipeline, options: RunOptions) -> bool:
     import duckdb
 
     with duckdb.connect(path, read_only=True) as con:
-        return _has_events_table(con, pipeline.dataset_name)
-
-
-def _has_events_table(connection: Any, dataset: str) -> bool:
-    """Whether the connection's current database has `<dataset>.events`."""
-    row = connection.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_catalog = current_database() "
-        "AND table_schema = ? AND table_name = 'events'", [dataset]).fetchone()
-    return bool(row and row[0])
+        return has_events_table(con, pipeline.dataset_name)
 
 
 def load_packages(pipeline: dlt.Pipeline, options: RunOptions, interrupted: bool = False) -> LoadInfo | None:
@@ -296,136 +270,27 @@ def load_packages(pipeline: dlt.Pipeline, options: RunOptions, interrupted: bool
     with destination_lock(pipeline, options):
         if options.destination != "duckdb":
             return pipeline.load()
-        with loader_credentials(pipeline, options) as (connection, credentials):
+        with loader_credentials(pipeline, options.duckdb_path or default_duckdb_file()) as (connection, credentials):
+            if _merged_events(pipeline):
+                delete_old_copies(connection, pipeline.dataset_name, staged_event_files(pipeline))
             info = pipeline.load(credentials=credentials)
             if interrupted and _appended_events(pipeline):
                 remove_repeated_events(connection, pipeline.dataset_name)
         return info
 
 
-@contextlib.contextmanager
-def loader_credentials(pipeline: dlt.Pipeline, options: RunOptions) -> Iterator[tuple[Any, DuckDbCredentials]]:
-    """A DuckDB connection that has the run's file attached with byte-sized row groups, as dlt credentials,
-    for one load step. dlt's later connections (state sync, `check`, `verify`) open the file by path as usual;
-    a file opened by path reads row groups of any size. Closed (and the file released) after the load."""
-    import duckdb
-
-    path = os.path.abspath(options.duckdb_path or default_duckdb_file())
-    connection = duckdb.connect(":memory:", config=dict(DUCKDB_LOADER_CONFIG))
-    try:
-        quoted = path.replace("'", "''")
-        shape = pending_shape(pipeline)
-        connection.execute(f"SET memory_limit = '{loader_memory_limit(shape)}'")
-        connection.execute(f"SET threads = {loader_threads(shape.row_bytes)}")
-        rows = row_group_rows(shape.row_bytes)
-        connection.execute(f"ATTACH '{quoted}' AS {_LOADER_CATALOG} (ROW_GROUP_SIZE {rows})")
-        connection.execute(f"USE {_LOADER_CATALOG}")
-        # dlt's workers use copies of the connection, which start in the in-memory catalog again
-        yield connection, DuckDbCredentials(connection, local_config={"schema": f"{_LOADER_CATALOG}.main"})
-    finally:
-        connection.close()
-
-
-def row_group_rows(row_bytes: float | None) -> int:
-    """Rows per DuckDB row group for rows of `row_bytes` (uncompressed): about LOADER_ROW_GROUP_BYTES, a
-    multiple of DuckDB's vector size, within DuckDB's bounds. Unknown width: 8,192 (1.5 KB events)."""
-    if not row_bytes or row_bytes <= 0:
-        row_bytes = LOADER_ROW_GROUP_BYTES / 8_192
-    rows = int(LOADER_ROW_GROUP_BYTES / row_bytes) // MIN_ROW_GROUP_ROWS * MIN_ROW_GROUP_ROWS
-    return max(MIN_ROW_GROUP_ROWS, min(MAX_ROW_GROUP_ROWS, rows))
-
-
-def loader_threads(row_bytes: float | None) -> int:
-    """DUCKDB_LOADER_CONFIG's threads while row groups are cut by bytes; one for rows so wide that even
-    DuckDB's smallest row group is larger than LOADER_ROW_GROUP_BYTES: every thread fills a row group of its
-    own, so a second would double what the load holds instead of halving it (~22 KB events: 2,048 rows are
-    45 MB each, and two of them no longer fit the loader's limit)."""
-    if row_bytes and row_bytes * MIN_ROW_GROUP_ROWS > LOADER_ROW_GROUP_BYTES:
-        return 1
-    return int(DUCKDB_LOADER_CONFIG["threads"])
-
-
-@dataclass(frozen=True)
-class PendingShape:
-    """The rows of the packages waiting to load, decoded (what DuckDB holds of them)."""
-
-    row_bytes: float | None = None  # the widest average row of any file
-    row_group_bytes: int = 0  # the largest parquet row group of any file
-
-
-def pending_shape(pipeline: dlt.Pipeline) -> PendingShape:
-    import pyarrow.parquet as pq
-
-    widest: float | None = None
-    largest = 0
-    for load_id in pipeline.list_normalized_load_packages():
-        for jobs in pipeline.get_load_package_info(load_id).jobs.values():
-            for job in jobs:
-                if not job.file_path.endswith(".parquet"):
-                    continue
-                try:
-                    file = pq.ParquetFile(job.file_path)
-                    meta = file.metadata
-                    if not meta.num_rows:
-                        continue
-                    # the footer's sizes are of encoded data (a repeated value is stored once); what DuckDB
-                    # holds is decoded, so the largest row group is read and measured in Arrow
-                    sizes = [meta.row_group(i).total_byte_size for i in range(meta.num_row_groups)]
-                    biggest = max(range(meta.num_row_groups), key=sizes.__getitem__)
-                    group = file.read_row_group(biggest)
-                except (OSError, ValueError):
-                    continue
-                if group.num_rows:
-                    widest = max(widest or 0.0, group.nbytes / group.num_rows)
-                    largest = max(largest, group.nbytes)
-    return PendingShape(widest, largest)
-
-
-def loader_memory_limit(shape: PendingShape) -> str:
-    """DUCKDB_LOADER_CONFIG's limit, raised for files whose parquet row groups are large: DuckDB reads a few
-    of them at once next to the row group it builds (20 KB events in 1,000-row groups: 22 MB each, which
-    failed under 128 MB with `failed to allocate data of size 32.0 MiB`)."""
-    base = str(DUCKDB_LOADER_CONFIG["memory_limit"])
-    needed_mb = math.ceil(LOADER_PARQUET_GROUPS_HELD * shape.row_group_bytes / 2**20)
-    base_mb = _megabytes(base)
-    return base if base_mb is None or needed_mb <= base_mb else f"{needed_mb}MB"
-
-
-def _megabytes(limit: str) -> int | None:
-    match = re.fullmatch(r"\s*(\d+)\s*(MB|MiB|GB|GiB)\s*", limit, re.IGNORECASE)
-    if not match:
-        return None
-    return int(match.group(1)) * (1024 if match.group(2).lower().startswith("g") else 1)
-
-
 def _appended_events(pipeline: dlt.Pipeline) -> bool:
+    return _events_disposition(pipeline) == FIRST_LOAD_DISPOSITION
+
+
+def _merged_events(pipeline: dlt.Pipeline) -> bool:
+    return _events_disposition(pipeline) == "merge"
+
+
+def _events_disposition(pipeline: dlt.Pipeline) -> str | None:
     schema = pipeline.default_schema if pipeline.default_schema_name else None
     table = schema.tables.get("events") if schema is not None else None
-    return bool(table) and table.get("write_disposition") == FIRST_LOAD_DISPOSITION  # type: ignore[union-attr]
-
-
-def remove_repeated_events(connection: Any, dataset: str) -> int:
-    """Delete all but one row of every (project_id, uuid) that is in the DuckDB events table more than once;
-    the rows removed. The keys are found by a grouping (it spills to disk, so any table size fits the
-    loader's memory)."""
-    table = f'"{dataset}"."events"'
-    if not _has_events_table(connection, dataset):
-        return 0
-    connection.execute(
-        f"CREATE OR REPLACE TEMP TABLE posthog_repeated_events AS SELECT project_id, uuid, min(rowid) AS keep "
-        f"FROM {table} GROUP BY project_id, uuid HAVING count(*) > 1"
-    )
-    removed = 0
-    if connection.execute("SELECT count(*) FROM posthog_repeated_events").fetchone()[0]:
-        row = connection.execute(
-            f"DELETE FROM {table} AS e USING posthog_repeated_events AS r WHERE e.project_id = r.project_id "
-            "AND e.uuid = r.uuid AND e.rowid <> r.keep"
-        ).fetchone()
-        removed = int(row[0]) if row else 0
-    connection.execute("DROP TABLE posthog_repeated_events")
-    if removed:
-        log.info("removed %d events that the interrupted load had inserted twice", removed)
-    return removed
+    return table.get("write_disposition") if table else None  # type: ignore[return-value]
 
 
 def finish_pending(pipeline: dlt.Pipeline, options: RunOptions) -> bool:

@@ -7,11 +7,14 @@ POINT picks where the process SIGKILLs itself, deterministically (no timing race
 not yet deleted), `after:normalize`, `during:load` (rows written
 to the destination, package not yet marked complete), `committed:events` (DuckDB committed the events file's
 rows, dlt has not yet recorded that job as done, so a resumed load inserts that file again),
-`backfill:N` (after N backfill batches), or
+`backfill:N` (after N backfill batches), `deleting:N` (after N batches of old copies deleted before a large merge,
+pipelines.duckdb_loader.delete_old_copies), or
 `hold:extract` (not a kill: writes `<DLT_DATA_DIR>/holding` and sleeps, keeping the run lock).
 `--fast-retries` shortens the client's backoff so a fault storm fails in seconds, not minutes.
-`--duckdb-memory-limit SIZE` lowers the loader's DuckDB memory limit (pipelines.runner.DUCKDB_LOADER_CONFIG), so
+`--duckdb-memory-limit SIZE` lowers the loader's DuckDB memory limit (pipelines.duckdb_loader.DUCKDB_LOADER_CONFIG), so
 the suite can show on small data that a load fits its limit by design rather than by headroom.
+`--delete-batch-row-groups N` lowers pipelines.duckdb_loader.DELETE_BATCH_ROW_GROUPS, so a merge of the suite's size
+deletes its old copies in batches as one of millions of events does.
 """
 
 from __future__ import annotations
@@ -108,6 +111,10 @@ def install(point: str) -> None:
         import pipelines.backfill as backfill
 
         backfill.run = _after_calls(backfill.run, int(arg))
+    elif kind == "deleting":
+        from pipelines import duckdb_loader
+
+        duckdb_loader.delete_batch = _after_calls(duckdb_loader.delete_batch, int(arg))
     elif kind == "hold":
         _hold_extract()
     else:
@@ -120,9 +127,13 @@ def main(argv: list[str]) -> int:
     if "--kill-at" in options:
         install(options[options.index("--kill-at") + 1])
     if "--duckdb-memory-limit" in options:
-        import pipelines.runner as runner
+        from pipelines import duckdb_loader
 
-        runner.DUCKDB_LOADER_CONFIG["memory_limit"] = options[options.index("--duckdb-memory-limit") + 1]
+        duckdb_loader.DUCKDB_LOADER_CONFIG["memory_limit"] = options[options.index("--duckdb-memory-limit") + 1]
+    if "--delete-batch-row-groups" in options:
+        from pipelines import duckdb_loader
+
+        duckdb_loader.DELETE_BATCH_ROW_GROUPS = int(options[options.index("--delete-batch-row-groups") + 1])
     if "--fast-retries" in options:
         from posthog_source.client import PostHogClient
 

@@ -56,12 +56,13 @@ def cli_env(workdir: Path, server: FakePostHog | None, key: str | None = "full",
 
 def run_cli(
     args: Sequence[str], env: dict[str, str], cwd: Path, kill_at: str | None = None, fast_retries: bool = False,
-    timeout: float = 120, duckdb_memory_limit: str | None = None,
+    timeout: float = 120, duckdb_memory_limit: str | None = None, delete_batch_row_groups: int | None = None,
 ) -> CliResult:
     """`posthog-pipeline <args>` in a subprocess (through the wrapper when a kill point or fast retries are
     asked for), from `cwd` so that no repository .dlt config applies."""
     options = (["--kill-at", kill_at] if kill_at else []) + (["--fast-retries"] if fast_retries else [])
     options += ["--duckdb-memory-limit", duckdb_memory_limit] if duckdb_memory_limit else []
+    options += ["--delete-batch-row-groups", str(delete_batch_row_groups)] if delete_batch_row_groups else []
     command = [sys.executable, str(WRAPPER), *options, "--", *args]
     done = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
     return CliResult(done.returncode, done.stdout, done.stderr)

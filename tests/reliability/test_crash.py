@@ -12,6 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from benchmarks.resume import pad_properties
@@ -120,13 +121,38 @@ def test_large_rows_resume_after_sigkill_within_the_memory_limit(padded_server: 
 
 def test_re_merging_every_loaded_event_fits_the_memory_limit(padded_server: FakePostHog, tmp_path: Path) -> None:
     """A full refresh re-reads every event; here each one changed, so every row is replaced. DuckDB's MERGE
-    held every updated row in memory ("failed to pin block" at the limit); delete + insert spills."""
+    held every updated row in memory ("failed to pin block" at the limit); delete + insert spills. DuckDB also
+    holds memory for every row group one DELETE touches, so the old copies are deleted in batches of row
+    groups (4.8M events failed in one); batches of 2 here, so that these 70k events take several."""
     env = cli_env(tmp_path, padded_server, SOURCES__POSTHOG__PAGE_SIZE="10000")
     assert run_cli(LARGE_RUN, env, tmp_path, duckdb_memory_limit=SMALL_LIMIT).code == 0
     padded_server.world.con.execute(
         "UPDATE events SET properties = replace(properties, '\"padding\":\"', '\"padding\":\"changed ')")
-    rerun = run_cli([*LARGE_RUN, "--full-refresh"], env, tmp_path, duckdb_memory_limit=SMALL_LIMIT)
+    rerun = run_cli([*LARGE_RUN, "--full-refresh"], env, tmp_path, duckdb_memory_limit=SMALL_LIMIT,
+                    delete_batch_row_groups=2)
     assert rerun.code == 0, rerun.stderr[-3000:]
+    total = sum(padded_server.world.stats()["events"].values())
+    assert f"deleted the {total} rows of events this load replaces" in rerun.stderr, rerun.stderr[-3000:]
+    assert_events_exact(padded_server.world, tmp_path)
+
+
+def test_a_merge_killed_between_its_delete_batches_ends_exact(padded_server: FakePostHog, tmp_path: Path) -> None:
+    """Batched deletes are not one transaction: a run killed after some of them has removed old copies whose
+    new ones are not loaded yet. Its package is still on disk, and the next run loads it first."""
+    env = cli_env(tmp_path, padded_server, SOURCES__POSTHOG__PAGE_SIZE="10000")
+    assert run_cli(LARGE_RUN, env, tmp_path, duckdb_memory_limit=SMALL_LIMIT).code == 0
+    padded_server.world.con.execute(
+        "UPDATE events SET properties = replace(properties, '\"padding\":\"', '\"padding\":\"changed ')")
+    killed = run_cli([*LARGE_RUN, "--full-refresh"], env, tmp_path, kill_at="deleting:2",
+                     duckdb_memory_limit=SMALL_LIMIT, delete_batch_row_groups=2)
+    assert killed.code == KILLED, killed.stderr[-2000:]
+    total = sum(padded_server.world.stats()["events"].values())
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
+        left = con.execute("SELECT count(*) FROM posthog.events").fetchone()[0]
+    assert 0 < left < total  # the kill came between the batches
+    rerun = run_cli(LARGE_RUN, env, tmp_path, duckdb_memory_limit=SMALL_LIMIT, delete_batch_row_groups=2)
+    assert rerun.code == 0, rerun.stderr[-3000:]
+    assert "finishing the load of a previous run" in rerun.stderr, rerun.stderr[-3000:]
     assert_events_exact(padded_server.world, tmp_path)
 
 
@@ -137,18 +163,18 @@ def test_very_wide_events_load_within_the_loaders_memory(tmp_path, monkeypatch):
     without raising the loader's pool."""
     from fake_posthog.server import FakePostHog
     from fake_posthog.world import World
-    from pipelines import runner
+    from pipelines import duckdb_loader as loader
     from tests.conftest import FAKE_NOW
     from tests.helpers import read_rows, run_pipeline
 
-    assert runner.DUCKDB_LOADER_CONFIG["memory_limit"] == "128MB"  # what users get
-    shapes: list[runner.PendingShape] = []
-    measure = runner.pending_shape
-    monkeypatch.setattr(runner, "pending_shape", lambda pipeline: shapes.append(measure(pipeline)) or shapes[-1])
+    assert loader.DUCKDB_LOADER_CONFIG["memory_limit"] == "128MB"  # what users get
+    shapes: list[loader.PendingShape] = []
+    measure = loader.pending_shape
+    monkeypatch.setattr(loader, "pending_shape", lambda pipeline: shapes.append(measure(pipeline)) or shapes[-1])
     with FakePostHog(World.generate(seed=9, events=12_000, now=FAKE_NOW, fat_share=0.7)) as server:
         run_pipeline(server, tmp_path, resources=["events"])
         assert len(read_rows(tmp_path, "events")) == sum(server.world.stats()["events"].values())
     widest = max(shape.row_bytes or 0 for shape in shapes)
     assert widest > 10_000  # the test's rows are what it says
     assert max(shape.row_group_bytes for shape in shapes) < 12 * 2**20  # 1,000 such rows: ~22 MB
-    assert {runner.loader_memory_limit(shape) for shape in shapes} == {"128MB"}
+    assert {loader.loader_memory_limit(shape) for shape in shapes} == {"128MB"}

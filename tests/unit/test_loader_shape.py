@@ -1,4 +1,4 @@
-"""The loader's DuckDB settings that follow the width of the rows it loads (pipelines/runner.py)."""
+"""The loader's DuckDB settings that follow the width of the rows it loads (pipelines/duckdb_loader.py)."""
 
 from __future__ import annotations
 
@@ -7,37 +7,38 @@ import pyarrow.parquet as pq
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pipelines import duckdb_loader as loader
 from pipelines import runner
-from pipelines.runner import PendingShape, loader_memory_limit, row_group_rows
+from pipelines.duckdb_loader import PendingShape, loader_memory_limit, row_group_rows
 
 
 @given(st.floats(min_value=1, max_value=10_000_000, allow_nan=False))
 def test_row_groups_are_byte_sized_multiples_of_the_vector_size_within_duckdbs_bounds(row_bytes: float) -> None:
     rows = row_group_rows(row_bytes)
-    assert rows % runner.MIN_ROW_GROUP_ROWS == 0
-    assert runner.MIN_ROW_GROUP_ROWS <= rows <= runner.MAX_ROW_GROUP_ROWS
-    if runner.MIN_ROW_GROUP_ROWS < rows < runner.MAX_ROW_GROUP_ROWS:
-        assert rows * row_bytes <= runner.LOADER_ROW_GROUP_BYTES < (rows + runner.MIN_ROW_GROUP_ROWS) * row_bytes
+    assert rows % loader.MIN_ROW_GROUP_ROWS == 0
+    assert loader.MIN_ROW_GROUP_ROWS <= rows <= loader.MAX_ROW_GROUP_ROWS
+    if loader.MIN_ROW_GROUP_ROWS < rows < loader.MAX_ROW_GROUP_ROWS:
+        assert rows * row_bytes <= loader.LOADER_ROW_GROUP_BYTES < (rows + loader.MIN_ROW_GROUP_ROWS) * row_bytes
 
 
 def test_realistic_and_wide_events_get_their_row_groups() -> None:
     assert row_group_rows(1_500) == 8_192
-    assert row_group_rows(22_000) == runner.MIN_ROW_GROUP_ROWS
-    assert row_group_rows(100) == runner.MAX_ROW_GROUP_ROWS
+    assert row_group_rows(22_000) == loader.MIN_ROW_GROUP_ROWS
+    assert row_group_rows(100) == loader.MAX_ROW_GROUP_ROWS
     assert row_group_rows(None) == 8_192  # nothing pending to measure
 
 
 def test_a_second_loader_thread_only_while_row_groups_are_cut_by_bytes() -> None:
-    assert runner.loader_threads(1_500) == runner.DUCKDB_LOADER_CONFIG["threads"] == 2
-    assert runner.loader_threads(None) == 2
-    widest_cut_by_bytes = runner.LOADER_ROW_GROUP_BYTES / runner.MIN_ROW_GROUP_ROWS
-    assert runner.loader_threads(widest_cut_by_bytes) == 2
-    assert runner.loader_threads(widest_cut_by_bytes + 1) == 1
-    assert runner.loader_threads(22_000) == 1
+    assert loader.loader_threads(1_500) == loader.DUCKDB_LOADER_CONFIG["threads"] == 2
+    assert loader.loader_threads(None) == 2
+    widest_cut_by_bytes = loader.LOADER_ROW_GROUP_BYTES / loader.MIN_ROW_GROUP_ROWS
+    assert loader.loader_threads(widest_cut_by_bytes) == 2
+    assert loader.loader_threads(widest_cut_by_bytes + 1) == 1
+    assert loader.loader_threads(22_000) == 1
 
 
 def test_the_memory_limit_grows_only_for_large_parquet_row_groups() -> None:
-    assert loader_memory_limit(PendingShape(1_500, 1_500_000)) == runner.DUCKDB_LOADER_CONFIG["memory_limit"]
+    assert loader_memory_limit(PendingShape(1_500, 1_500_000)) == loader.DUCKDB_LOADER_CONFIG["memory_limit"]
     assert loader_memory_limit(PendingShape(22_000, 22 * 2**20)) == f"{12 * 22}MB"
 
 
@@ -62,7 +63,7 @@ def test_the_shape_is_measured_decoded_in_the_pending_packages_parquet_files(tmp
         def get_load_package_info(self, load_id):
             return Info()
 
-    shape = runner.pending_shape(Pipeline())  # type: ignore[arg-type]
+    shape = loader.pending_shape(Pipeline())  # type: ignore[arg-type]
     assert shape.row_bytes is not None and 2_000 <= shape.row_bytes < 2_100
     assert 2_000_000 <= shape.row_group_bytes < 2_200_000
 

@@ -1,0 +1,279 @@
+"""The DuckDB loader: the connection dlt loads a DuckDB file through, sized by the rows it is about to load,
+and the statements the runner adds around dlt's load (old copies deleted in row-group batches before a large
+merge, keys an interrupted append loaded twice removed after it). `pipelines/runner.py` decides when."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import dlt
+from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
+
+log = logging.getLogger("pipelines")
+
+# The loader's DuckDB spills to disk past this limit, so a large load keeps the process small (DuckDB's default
+# is 80 % of the machine). The limit is not what makes a load pass: every statement we send streams or spills
+# (deletes by key, appends, joins; see posthog_source/events.py EVENTS_DISPOSITION), so a load of any size fits
+# it; benchmarks/resume.py checks that with 300k 1 KB events killed and resumed at every point, and the suite
+# with a 64 MB limit. 128 MB rather than 256 MB: with row groups sized by bytes (below) the first load of 300k
+# 1.5 KB events takes the same 3.3 s and peaks 100 MiB lower (benchmarks/RESULTS.md).
+# Two threads: the load runs after the extract, when the walks and PostHog are idle, and DuckDB's write
+# (compression) is most of its time. Each thread fills a row group of its own, so with two the row groups are
+# half the size (LOADER_ROW_GROUP_BYTES). 1.44M 1.5 KB events: the first load 12.0 -> 7.8 s at 436 -> 453 MiB;
+# a merge into those 1.44M 25.2 -> 17.8 s at 616 -> 463 MiB (the smaller row groups); file +3 %. (With 122,880-
+# row groups and no byte sizing, one thread had been better: 9.6 -> 5.9 CPU s, 1,143 -> 745 MiB.)
+DUCKDB_LOADER_CONFIG = {"memory_limit": "128MB", "preserve_insertion_order": False, "threads": 2}
+# DuckDB fills a table's row groups of 122,880 rows in memory before it compresses and writes them: with
+# 1.5 KB events a row group is ~180 MB of strings, which is most of a load's memory whatever the pool's limit,
+# and with 20 KB events more than the limit itself. The size is an option of ATTACH, not of the file (a file
+# opened by path gets 122,880 again), so the loader attaches the file with row groups of about
+# LOADER_ROW_GROUP_BYTES (`loader_credentials`), from the width of the rows it is about to load. Inserting
+# 300k 1.5 KB events (16,384-row groups, one thread): peak 417 -> 238 MiB, 3.7 -> 3.3 s, file 291 -> 304 MB.
+LOADER_ROW_GROUP_BYTES = 12 * 1024 * 1024
+MIN_ROW_GROUP_ROWS, MAX_ROW_GROUP_ROWS = 2_048, 122_880  # DuckDB's vector size and its default
+# The loader's memory limit is at least this many of the largest parquet row group it is about to read.
+LOADER_PARQUET_GROUPS_HELD = 12
+_LOADER_CATALOG = "posthog_loader"
+# DuckDB (1.5.6, also 2.0.1) keeps a 256 KiB block that it cannot spill for every row group a DELETE removes
+# rows from, until the next CHECKPOINT; COMMIT does not free it, and a CHECKPOINT cannot run inside the
+# transaction. dlt's delete-insert removes the old copies of all staged keys in one DELETE inside its merge
+# transaction: re-reading the 4.8M events of a table of 8,192-row groups touched 587 of them (~150 MB) and
+# failed under the 128 MB pool, whatever the pool, at some size (`--full-refresh`, a backfill over loaded days).
+# So before dlt's load the loader removes those copies itself, at most DELETE_BATCH_ROW_GROUPS row groups per
+# statement with a CHECKPOINT after each (`delete_old_copies`), and dlt's DELETE finds nothing left. Synthetic
+# 4.8M-row table, 4.3M keys re-merged: the one DELETE fails at 128 MB; in 9 batches it takes 2.6 s.
+DELETE_BATCH_ROW_GROUPS = 64
+
+
+def has_events_table(connection: Any, dataset: str) -> bool:
+    """Whether the connection's current database has `<dataset>.events`."""
+    row = connection.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_catalog = current_database() "
+        "AND table_schema = ? AND table_name = 'events'", [dataset]).fetchone()
+    return bool(row and row[0])
+
+
+@contextlib.contextmanager
+def loader_credentials(pipeline: dlt.Pipeline, path: str) -> Iterator[tuple[Any, DuckDbCredentials]]:
+    """A DuckDB connection that has the run's file attached with byte-sized row groups, as dlt credentials,
+    for one load step. dlt's later connections (state sync, `check`, `verify`) open the file by path as usual;
+    a file opened by path reads row groups of any size. Closed (and the file released) after the load."""
+    import duckdb
+
+    path = os.path.abspath(path)
+    connection = duckdb.connect(":memory:", config=dict(DUCKDB_LOADER_CONFIG))
+    try:
+        quoted = path.replace("'", "''")
+        shape = pending_shape(pipeline)
+        connection.execute(f"SET memory_limit = '{loader_memory_limit(shape)}'")
+        connection.execute(f"SET threads = {loader_threads(shape.row_bytes)}")
+        # where DuckDB spills; an in-memory database would spill into `.tmp` of the working directory
+        connection.execute(f"SET temp_directory = '{quoted}.tmp'")
+        rows = row_group_rows(shape.row_bytes)
+        connection.execute(f"ATTACH '{quoted}' AS {_LOADER_CATALOG} (ROW_GROUP_SIZE {rows})")
+        connection.execute(f"USE {_LOADER_CATALOG}")
+        # dlt's workers use copies of the connection, which start in the in-memory catalog again
+        yield connection, DuckDbCredentials(connection, local_config={"schema": f"{_LOADER_CATALOG}.main"})
+    finally:
+        connection.close()
+
+
+def row_group_rows(row_bytes: float | None) -> int:
+    """Rows per DuckDB row group for rows of `row_bytes` (uncompressed): about LOADER_ROW_GROUP_BYTES, a
+    multiple of DuckDB's vector size, within DuckDB's bounds. Unknown width: 8,192 (1.5 KB events)."""
+    if not row_bytes or row_bytes <= 0:
+        row_bytes = LOADER_ROW_GROUP_BYTES / 8_192
+    rows = int(LOADER_ROW_GROUP_BYTES / row_bytes) // MIN_ROW_GROUP_ROWS * MIN_ROW_GROUP_ROWS
+    return max(MIN_ROW_GROUP_ROWS, min(MAX_ROW_GROUP_ROWS, rows))
+
+
+def loader_threads(row_bytes: float | None) -> int:
+    """DUCKDB_LOADER_CONFIG's threads while row groups are cut by bytes; one for rows so wide that even
+    DuckDB's smallest row group is larger than LOADER_ROW_GROUP_BYTES: every thread fills a row group of its
+    own, so a second would double what the load holds instead of halving it (~22 KB events: 2,048 rows are
+    45 MB each, and two of them no longer fit the loader's limit)."""
+    if row_bytes and row_bytes * MIN_ROW_GROUP_ROWS > LOADER_ROW_GROUP_BYTES:
+        return 1
+    return int(DUCKDB_LOADER_CONFIG["threads"])
+
+
+@dataclass(frozen=True)
+class PendingShape:
+    """The rows of the packages waiting to load, decoded (what DuckDB holds of them)."""
+
+    row_bytes: float | None = None  # the widest average row of any file
+    row_group_bytes: int = 0  # the largest parquet row group of any file
+
+
+def pending_shape(pipeline: dlt.Pipeline) -> PendingShape:
+    import pyarrow.parquet as pq
+
+    widest: float | None = None
+    largest = 0
+    for load_id in pipeline.list_normalized_load_packages():
+        for jobs in pipeline.get_load_package_info(load_id).jobs.values():
+            for job in jobs:
+                if not job.file_path.endswith(".parquet"):
+                    continue
+                try:
+                    file = pq.ParquetFile(job.file_path)
+                    meta = file.metadata
+                    if not meta.num_rows:
+                        continue
+                    # the footer's sizes are of encoded data (a repeated value is stored once); what DuckDB
+                    # holds is decoded, so the largest row group is read and measured in Arrow
+                    sizes = [meta.row_group(i).total_byte_size for i in range(meta.num_row_groups)]
+                    biggest = max(range(meta.num_row_groups), key=sizes.__getitem__)
+                    group = file.read_row_group(biggest)
+                except (OSError, ValueError):
+                    continue
+                if group.num_rows:
+                    widest = max(widest or 0.0, group.nbytes / group.num_rows)
+                    largest = max(largest, group.nbytes)
+    return PendingShape(widest, largest)
+
+
+def loader_memory_limit(shape: PendingShape) -> str:
+    """DUCKDB_LOADER_CONFIG's limit, raised for files whose parquet row groups are large: DuckDB reads a few
+    of them at once next to the row group it builds (20 KB events in 1,000-row groups: 22 MB each, which
+    failed under 128 MB with `failed to allocate data of size 32.0 MiB`)."""
+    base = str(DUCKDB_LOADER_CONFIG["memory_limit"])
+    needed_mb = math.ceil(LOADER_PARQUET_GROUPS_HELD * shape.row_group_bytes / 2**20)
+    base_mb = _megabytes(base)
+    return base if base_mb is None or needed_mb <= base_mb else f"{needed_mb}MB"
+
+
+def _megabytes(limit: str) -> int | None:
+    match = re.fullmatch(r"\s*(\d+)\s*(MB|MiB|GB|GiB)\s*", limit, re.IGNORECASE)
+    if not match:
+        return None
+    return int(match.group(1)) * (1024 if match.group(2).lower().startswith("g") else 1)
+
+
+def remove_repeated_events(connection: Any, dataset: str) -> int:
+    """Delete all but one row of every (project_id, uuid) that is in the DuckDB events table more than once;
+    the rows removed. The keys are found by a grouping (it spills to disk, so any table size fits the
+    loader's memory)."""
+    table = f'"{dataset}"."events"'
+    if not has_events_table(connection, dataset):
+        return 0
+    connection.execute(
+        f"CREATE OR REPLACE TEMP TABLE posthog_repeated_events AS SELECT project_id, uuid, min(rowid) AS keep "
+        f"FROM {table} GROUP BY project_id, uuid HAVING count(*) > 1"
+    )
+    removed = 0
+    if connection.execute("SELECT count(*) FROM posthog_repeated_events").fetchone()[0]:
+        row = connection.execute(
+            f"DELETE FROM {table} AS e USING posthog_repeated_events AS r WHERE e.project_id = r.project_id "
+            "AND e.uuid = r.uuid AND e.rowid <> r.keep"
+        ).fetchone()
+        removed = int(row[0]) if row else 0
+    connection.execute("DROP TABLE posthog_repeated_events")
+    if removed:
+        log.info("removed %d events that the interrupted load had inserted twice", removed)
+    return removed
+
+
+def delete_old_copies(connection: Any, dataset: str, files: Sequence[str]) -> int:
+    """Delete from `<dataset>.events` the rows whose (project_id, uuid) is in the parquet `files` (the staged
+    events of a merge), in batches of at most DELETE_BATCH_ROW_GROUPS row groups with a CHECKPOINT after
+    each; the rows deleted. Nothing is done when the rows found are in no more row groups than one batch:
+    dlt's delete-insert then deletes them itself, inside the transaction that inserts the new copies.
+
+    Otherwise the old copies are gone before the new ones are in (not one transaction: see
+    DELETE_BATCH_ROW_GROUPS): a run stopped in between leaves its package on disk, and the next run loads it
+    first (`finish_pending`). The rows are found once, with their row numbers; the CHECKPOINTs between the
+    batches do not compact row groups (`max_vacuum_tasks` 0: compacting renumbers rows, which lost rows in
+    tests/unit/test_duckdb_deletes.py), and every statement matches the key as well as the number, so a row
+    that moved anyway is never deleted by mistake, only left to dlt's DELETE. The next CHECKPOINT compacts."""
+    if not files or not has_events_table(connection, dataset):
+        return 0
+    table = f'"{dataset}"."events"'
+    sources = ", ".join("'" + path.replace("'", "''") + "'" for path in files)
+    staged = connection.execute(f"SELECT count(*) FROM read_parquet([{sources}])").fetchone()
+    if not staged or staged[0] <= DELETE_BATCH_ROW_GROUPS:  # so few rows cannot be in more row groups
+        return 0
+    connection.execute(
+        f"CREATE OR REPLACE TEMP TABLE posthog_old_copies AS SELECT e.rowid AS rid, e.project_id, e.uuid "
+        f"FROM {table} AS e SEMI JOIN (SELECT project_id, uuid FROM read_parquet([{sources}])) AS s "
+        "ON e.project_id = s.project_id AND e.uuid = s.uuid"
+    )
+    try:
+        starts, ends = _row_groups(connection, table)
+        touched = _groups_holding(connection, starts, ends)
+        if len(touched) <= DELETE_BATCH_ROW_GROUPS:
+            return 0
+        deleted = 0
+        vacuum_tasks = connection.execute("SELECT current_setting('max_vacuum_tasks')").fetchone()[0]
+        connection.execute("SET max_vacuum_tasks = 0")  # a CHECKPOINT that compacts row groups renumbers rows
+        try:
+            while touched:
+                batch, touched = touched[-DELETE_BATCH_ROW_GROUPS:], touched[:-DELETE_BATCH_ROW_GROUPS]
+                deleted += delete_batch(connection, table, starts[batch[0]], ends[batch[-1]])
+        finally:
+            connection.execute(f"SET max_vacuum_tasks = {int(vacuum_tasks)}")
+        log.info("deleted the %d rows of events this load replaces before loading it, in batches of %d of "
+                 "the table's row groups (DuckDB holds memory for every row group one DELETE touches)",
+                 deleted, DELETE_BATCH_ROW_GROUPS)
+        return deleted
+    finally:
+        connection.execute("DROP TABLE IF EXISTS posthog_old_copies")
+
+
+def delete_batch(connection: Any, table: str, low: int, high: int) -> int:
+    """Delete the rows of posthog_old_copies numbered from `low` to before `high`, then CHECKPOINT (which frees
+    what DuckDB holds for the row groups touched); the rows deleted."""
+    row = connection.execute(
+        f"DELETE FROM {table} AS e USING posthog_old_copies AS d WHERE e.rowid >= {low} AND e.rowid < {high} "
+        f"AND d.rid >= {low} AND d.rid < {high} AND e.rowid = d.rid AND e.project_id = d.project_id "
+        "AND e.uuid = d.uuid").fetchone()
+    connection.execute("CHECKPOINT")
+    return int(row[0]) if row else 0
+
+
+def staged_event_files(pipeline: dlt.Pipeline) -> list[str]:
+    """The parquet files of events in the packages waiting to load, whose old copies their merge has still to
+    delete: a package whose merge of events already ran (its `sql` job is done) is left out, as the rows of
+    its keys in the table are the new ones."""
+    files: list[str] = []
+    for load_id in pipeline.list_normalized_load_packages():
+        jobs = pipeline.get_load_package_info(load_id).jobs
+        if any(job.job_file_info.table_name == "events" and job.job_file_info.file_format == "sql"
+               for job in jobs.get("completed_jobs", [])):
+            continue
+        files += [job.file_path for state in ("new_jobs", "started_jobs", "completed_jobs")
+                  for job in jobs.get(state, [])
+                  if job.job_file_info.table_name == "events" and job.job_file_info.file_format == "parquet"]
+    return files
+
+
+def _row_groups(connection: Any, table: str) -> tuple[list[int], list[int]]:
+    """The first and past-the-last row number of each of the table's row groups, in order."""
+    quoted = table.replace("'", "''")
+    sizes = connection.execute(
+        f"SELECT row_group_id, max(start + count) FROM pragma_storage_info('{quoted}') WHERE column_id = 0 "
+        "GROUP BY row_group_id ORDER BY row_group_id").fetchall()
+    starts, ends, row = [], [], 0
+    for _, size in sizes:
+        starts.append(row)
+        row += int(size)
+        ends.append(row)
+    return starts, ends
+
+
+def _groups_holding(connection: Any, starts: list[int], ends: list[int]) -> list[int]:
+    """Indexes (ascending) of the row groups that hold a row of posthog_old_copies."""
+    if not starts:
+        return []
+    bounds = ", ".join(f"({index}, {low}, {high})" for index, (low, high) in enumerate(zip(starts, ends, strict=True)))
+    rows = connection.execute(
+        f"SELECT DISTINCT g.i FROM posthog_old_copies AS d JOIN (VALUES {bounds}) AS g(i, low, high) "
+        "ON d.rid >= g.low AND d.rid < g.high ORDER BY g.i").fetchall()
+    return [int(index) for (index,) in rows]
