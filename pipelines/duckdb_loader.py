@@ -42,13 +42,12 @@ MIN_ROW_GROUP_ROWS, MAX_ROW_GROUP_ROWS = 2_048, 122_880  # DuckDB's vector size 
 LOADER_PARQUET_GROUPS_HELD = 12
 _LOADER_CATALOG = "posthog_loader"
 # DuckDB (1.5.6, also 2.0.1) keeps a 256 KiB block that it cannot spill for every row group a DELETE removes
-# rows from, until the next CHECKPOINT; COMMIT does not free it, and a CHECKPOINT cannot run inside the
-# transaction. dlt's delete-insert removes the old copies of all staged keys in one DELETE inside its merge
-# transaction: re-reading the 4.8M events of a table of 8,192-row groups touched 587 of them (~150 MB) and
-# failed under the 128 MB pool, whatever the pool, at some size (`--full-refresh`, a backfill over loaded days).
-# So before dlt's load the loader removes those copies itself, at most DELETE_BATCH_ROW_GROUPS row groups per
-# statement with a CHECKPOINT after each (`delete_old_copies`), and dlt's DELETE finds nothing left. Synthetic
-# 4.8M-row table, 4.3M keys re-merged: the one DELETE fails at 128 MB; in 9 batches it takes 2.6 s.
+# rows from, until the next CHECKPOINT; COMMIT does not free it, and a CHECKPOINT cannot run inside a
+# transaction. Deleting the old copies of 4.8M re-read events in one statement (dlt's delete-insert did)
+# touched 587 row groups of 8,192 rows (~150 MB) and failed under the 128 MB pool: whatever the pool, a table
+# of some size fails (`--full-refresh`, a backfill over loaded days). So `delete_old_copies` deletes at most
+# DELETE_BATCH_ROW_GROUPS row groups per statement, with a CHECKPOINT after each. Synthetic 4.8M-row table,
+# 4.3M keys re-merged: the one DELETE fails at 128 MB; in 9 batches it takes 2.6 s.
 DELETE_BATCH_ROW_GROUPS = 64
 
 
@@ -158,14 +157,14 @@ def _megabytes(limit: str) -> int | None:
 
 
 def remove_repeated_events(connection: Any, dataset: str) -> int:
-    """Delete all but one row of every (project_id, uuid) that is in the DuckDB events table more than once;
-    the rows removed. The keys are found by a grouping (it spills to disk, so any table size fits the
-    loader's memory)."""
+    """Delete all but the last row (the one appended last) of every (project_id, uuid) that is in the DuckDB
+    events table more than once; the rows removed. The keys are found by a grouping (it spills to disk, so
+    any table size fits the loader's memory)."""
     table = f'"{dataset}"."events"'
     if not has_events_table(connection, dataset):
         return 0
     connection.execute(
-        f"CREATE OR REPLACE TEMP TABLE posthog_repeated_events AS SELECT project_id, uuid, min(rowid) AS keep "
+        f"CREATE OR REPLACE TEMP TABLE posthog_repeated_events AS SELECT project_id, uuid, max(rowid) AS keep "
         f"FROM {table} GROUP BY project_id, uuid HAVING count(*) > 1"
     )
     removed = 0
@@ -177,81 +176,86 @@ def remove_repeated_events(connection: Any, dataset: str) -> int:
         removed = int(row[0]) if row else 0
     connection.execute("DROP TABLE posthog_repeated_events")
     if removed:
-        log.info("removed %d events that the interrupted load had inserted twice", removed)
+        log.info("removed %d events that were in the table twice (an interrupted load)", removed)
     return removed
 
 
 def delete_old_copies(connection: Any, dataset: str, files: Sequence[str]) -> int:
-    """Delete from `<dataset>.events` the rows whose (project_id, uuid) is in the parquet `files` (the staged
-    events of a merge), in batches of at most DELETE_BATCH_ROW_GROUPS row groups with a CHECKPOINT after
-    each; the rows deleted. Nothing is done when the rows found are in no more row groups than one batch:
-    dlt's delete-insert then deletes them itself, inside the transaction that inserts the new copies.
+    """Delete from `<dataset>.events` the rows whose (project_id, uuid) is in the parquet `files` (the events
+    about to be appended); the rows deleted. When those rows are in more than DELETE_BATCH_ROW_GROUPS row
+    groups, in batches of that many with a CHECKPOINT after each.
 
-    Otherwise the old copies are gone before the new ones are in (not one transaction: see
-    DELETE_BATCH_ROW_GROUPS): a run stopped in between leaves its package on disk, and the next run loads it
-    first (`finish_pending`). The rows are found once, with their row numbers; the CHECKPOINTs between the
-    batches do not compact row groups (`max_vacuum_tasks` 0: compacting renumbers rows, which lost rows in
+    The rows are found once, with their row numbers. The CHECKPOINTs between batches do not compact row
+    groups (`max_vacuum_tasks` 0: compacting renumbers rows, which lost rows in
     tests/unit/test_duckdb_deletes.py), and every statement matches the key as well as the number, so a row
-    that moved anyway is never deleted by mistake, only left to dlt's DELETE. The next CHECKPOINT compacts."""
+    whose number moved anyway would be left, never another deleted. The next CHECKPOINT compacts."""
     if not files or not has_events_table(connection, dataset):
         return 0
     table = f'"{dataset}"."events"'
     sources = ", ".join("'" + path.replace("'", "''") + "'" for path in files)
-    staged = connection.execute(f"SELECT count(*) FROM read_parquet([{sources}])").fetchone()
-    if not staged or staged[0] <= DELETE_BATCH_ROW_GROUPS:  # so few rows cannot be in more row groups
-        return 0
     connection.execute(
         f"CREATE OR REPLACE TEMP TABLE posthog_old_copies AS SELECT e.rowid AS rid, e.project_id, e.uuid "
         f"FROM {table} AS e SEMI JOIN (SELECT project_id, uuid FROM read_parquet([{sources}])) AS s "
         "ON e.project_id = s.project_id AND e.uuid = s.uuid"
     )
     try:
+        found = connection.execute("SELECT count(*), min(rid), max(rid) FROM posthog_old_copies").fetchone()
+        if not found or not found[0]:
+            return 0
         starts, ends = _row_groups(connection, table)
         touched = _groups_holding(connection, starts, ends)
         if len(touched) <= DELETE_BATCH_ROW_GROUPS:
-            return 0
+            return delete_batch(connection, table, int(found[1]), int(found[2]) + 1, checkpoint=False)
         deleted = 0
         vacuum_tasks = connection.execute("SELECT current_setting('max_vacuum_tasks')").fetchone()[0]
-        connection.execute("SET max_vacuum_tasks = 0")  # a CHECKPOINT that compacts row groups renumbers rows
+        connection.execute("SET max_vacuum_tasks = 0")
         try:
             while touched:
                 batch, touched = touched[-DELETE_BATCH_ROW_GROUPS:], touched[:-DELETE_BATCH_ROW_GROUPS]
                 deleted += delete_batch(connection, table, starts[batch[0]], ends[batch[-1]])
         finally:
             connection.execute(f"SET max_vacuum_tasks = {int(vacuum_tasks)}")
-        log.info("deleted the %d rows of events this load replaces before loading it, in batches of %d of "
-                 "the table's row groups (DuckDB holds memory for every row group one DELETE touches)",
-                 deleted, DELETE_BATCH_ROW_GROUPS)
+        log.info("deleted the %d old copies of the events to load, in batches of %d of the table's row groups "
+                 "(DuckDB holds memory for every row group one DELETE touches)", deleted, DELETE_BATCH_ROW_GROUPS)
         return deleted
     finally:
         connection.execute("DROP TABLE IF EXISTS posthog_old_copies")
 
 
-def delete_batch(connection: Any, table: str, low: int, high: int) -> int:
+def delete_batch(connection: Any, table: str, low: int, high: int, checkpoint: bool = True) -> int:
     """Delete the rows of posthog_old_copies numbered from `low` to before `high`, then CHECKPOINT (which frees
     what DuckDB holds for the row groups touched); the rows deleted."""
     row = connection.execute(
         f"DELETE FROM {table} AS e USING posthog_old_copies AS d WHERE e.rowid >= {low} AND e.rowid < {high} "
         f"AND d.rid >= {low} AND d.rid < {high} AND e.rowid = d.rid AND e.project_id = d.project_id "
         "AND e.uuid = d.uuid").fetchone()
-    connection.execute("CHECKPOINT")
+    if checkpoint:
+        connection.execute("CHECKPOINT")
     return int(row[0]) if row else 0
 
 
-def staged_event_files(pipeline: dlt.Pipeline) -> list[str]:
-    """The parquet files of events in the packages waiting to load, whose old copies their merge has still to
-    delete: a package whose merge of events already ran (its `sql` job is done) is left out, as the rows of
-    its keys in the table are the new ones."""
-    files: list[str] = []
+@dataclass(frozen=True)
+class StagedEvents:
+    """The events files of the packages waiting to load that are not loaded yet."""
+
+    parquet: list[str]
+    other: bool  # a file in another format (its keys are not read before the load)
+    packages: int  # packages with such files
+
+
+def staged_event_files(pipeline: dlt.Pipeline) -> StagedEvents:
+    """The events files not yet loaded (new, or started by a run that was stopped) of every package waiting
+    to load. Completed files are left out: their rows in the table are the new copies."""
+    parquet: list[str] = []
+    other, packages = False, 0
     for load_id in pipeline.list_normalized_load_packages():
         jobs = pipeline.get_load_package_info(load_id).jobs
-        if any(job.job_file_info.table_name == "events" and job.job_file_info.file_format == "sql"
-               for job in jobs.get("completed_jobs", [])):
-            continue
-        files += [job.file_path for state in ("new_jobs", "started_jobs", "completed_jobs")
-                  for job in jobs.get(state, [])
-                  if job.job_file_info.table_name == "events" and job.job_file_info.file_format == "parquet"]
-    return files
+        files = [job for state in ("new_jobs", "started_jobs") for job in jobs.get(state, [])
+                 if job.job_file_info.table_name == "events"]
+        packages += bool(files)
+        parquet += [job.file_path for job in files if job.job_file_info.file_format == "parquet"]
+        other = other or any(job.job_file_info.file_format != "parquet" for job in files)
+    return StagedEvents(parquet, other, packages)
 
 
 def _row_groups(connection: Any, table: str) -> tuple[list[int], list[int]]:

@@ -23,7 +23,6 @@ from pipelines import lake
 from pipelines.duckdb_loader import (
     DUCKDB_LOADER_CONFIG,
     delete_old_copies,
-    has_events_table,
     loader_credentials,
     remove_repeated_events,
     staged_event_files,
@@ -148,9 +147,7 @@ def run(options: RunOptions) -> RunResult:
             source = source.with_resources(*resources)
         for extra in options.extra_resources:
             source.resources.add(extra)
-        with _duckdb_file_lock(options):
-            exists = events_table_exists(pipeline, options)
-        apply_destination_hints(source, options, exists)
+        apply_destination_hints(source, options)
         with _plain_files_rules(options):
             pipeline.extract(source, table_format=options.table_format)  # type: ignore[arg-type]
             pipeline.normalize()
@@ -229,68 +226,55 @@ def state_origin(options: RunOptions) -> StateOrigin:
 TABLE_FORMAT_EVENTS_DISPOSITION: dict[str, Any] = {"disposition": "merge", "strategy": "upsert"}
 
 
-def apply_destination_hints(source: Any, options: RunOptions, events_table_exists: bool = True) -> None:
-    """What the destination changes in the source's hints: events upsert in Delta/Iceberg tables, and the
-    first load into a DuckDB file without an events table appends (see FIRST_LOAD_DISPOSITION)."""
+def apply_destination_hints(source: Any, options: RunOptions) -> None:
+    """What the destination changes in the source's hints: events upsert in Delta/Iceberg tables, and are
+    appended into DuckDB after the loader deleted their old copies (see DUCKDB_EVENTS_DISPOSITION)."""
     if "events" not in source.resources:
         return
     if options.table_format:
         source.resources["events"].apply_hints(write_disposition=TABLE_FORMAT_EVENTS_DISPOSITION)  # type: ignore
-    elif options.destination == "duckdb" and not events_table_exists:
-        source.resources["events"].apply_hints(write_disposition=FIRST_LOAD_DISPOSITION)  # type: ignore
+    elif options.destination == "duckdb":
+        source.resources["events"].apply_hints(write_disposition=DUCKDB_EVENTS_DISPOSITION)  # type: ignore
 
 
-# A first load into a DuckDB file that has no events table yet appends: a merge would stage every row, then
-# copy it from the staging table into the empty final table, writing each event twice (300k 1.5 KB events:
-# 7.2 s of load instead of 3.6 s; benchmarks/RESULTS.md). Appending is exact there because the rows of one
-# package are unique on the key (posthog_source/events.py EVENTS_DISPOSITION) and nothing else is in the table.
-# The one way to load a row twice is a kill between DuckDB's commit of a file and dlt's note that the file is
-# done: the resumed load inserts that file again, so `finish_pending` removes repeated keys after loading an
-# interrupted package (`load_packages`). Only DuckDB: every process that writes the file holds its lock
-# (`_duckdb_file_lock`), so the table cannot appear between the check and the load.
-FIRST_LOAD_DISPOSITION = "append"
-
-
-def events_table_exists(pipeline: dlt.Pipeline, options: RunOptions) -> bool:
-    """Whether the destination already has the events table (DuckDB only; others are assumed to have it)."""
-    if options.destination != "duckdb":
-        return True
-    path = options.duckdb_path or default_duckdb_file()
-    if not os.path.exists(path):
-        return False
-    import duckdb
-
-    with duckdb.connect(path, read_only=True) as con:
-        return has_events_table(con, pipeline.dataset_name)
+# Into DuckDB, events are merged by the loader rather than by dlt: before dlt's load the rows whose keys the
+# package holds are deleted from the table (pipelines/duckdb_loader.py `delete_old_copies`, in row-group
+# batches when they are many), then dlt appends the package. dlt's delete-insert would stage every row and
+# copy it again into the final table, writing each event twice and keeping a second copy of them all in the
+# staging dataset (a full refresh of 4.8M events: 5 GB more file), and deletes in one statement, which at
+# millions of rows does not fit DuckDB's memory (DELETE_BATCH_ROW_GROUPS). Appending is exact because the
+# rows of one package are unique on the key (posthog_source/events.py EVENTS_DISPOSITION).
+# Deletes and appends are not one transaction. A run stopped between them leaves its package on disk, and the
+# next run loads it before anything else (`finish_pending`): the old copies of the files not yet loaded are
+# deleted again (none are left) and those files appended. A kill between DuckDB's commit of a file and dlt's
+# note that the file is done makes the resumed load delete that file's rows (its keys are in a file not
+# done) and append them again. Only DuckDB: every process that writes the file holds its lock
+# (`_duckdb_file_lock`), so no other load runs between the deletes and the appends.
+DUCKDB_EVENTS_DISPOSITION = "append"
 
 
 def load_packages(pipeline: dlt.Pipeline, options: RunOptions, interrupted: bool = False) -> LoadInfo | None:
-    """dlt's load step under the destination's lock; into DuckDB through `loader_credentials`. `interrupted`:
-    the packages are a killed run's, after which keys an append loaded twice are removed (FIRST_LOAD_DISPOSITION)."""
+    """dlt's load step under the destination's lock; into DuckDB through `loader_credentials`, the old copies
+    of the events to append deleted first (DUCKDB_EVENTS_DISPOSITION). `interrupted`: the packages are a killed
+    run's; after them, as after several packages or events not in parquet files (which `delete_old_copies`
+    cannot read), any key in the table twice keeps only its last copy."""
     with destination_lock(pipeline, options):
         if options.destination != "duckdb":
             return pipeline.load()
         with loader_credentials(pipeline, options.duckdb_path or default_duckdb_file()) as (connection, credentials):
-            if _merged_events(pipeline):
-                delete_old_copies(connection, pipeline.dataset_name, staged_event_files(pipeline))
+            staged = staged_event_files(pipeline)
+            if _appended_events(pipeline):
+                delete_old_copies(connection, pipeline.dataset_name, staged.parquet)
             info = pipeline.load(credentials=credentials)
-            if interrupted and _appended_events(pipeline):
+            if _appended_events(pipeline) and (interrupted or staged.packages > 1 or staged.other):
                 remove_repeated_events(connection, pipeline.dataset_name)
         return info
 
 
 def _appended_events(pipeline: dlt.Pipeline) -> bool:
-    return _events_disposition(pipeline) == FIRST_LOAD_DISPOSITION
-
-
-def _merged_events(pipeline: dlt.Pipeline) -> bool:
-    return _events_disposition(pipeline) == "merge"
-
-
-def _events_disposition(pipeline: dlt.Pipeline) -> str | None:
     schema = pipeline.default_schema if pipeline.default_schema_name else None
     table = schema.tables.get("events") if schema is not None else None
-    return table.get("write_disposition") if table else None  # type: ignore[return-value]
+    return bool(table) and table.get("write_disposition") == DUCKDB_EVENTS_DISPOSITION  # type: ignore[union-attr]
 
 
 def finish_pending(pipeline: dlt.Pipeline, options: RunOptions) -> bool:

@@ -62,7 +62,8 @@ _PROMOTED_TYPES = {
 # unique on the key: windows and their halves are disjoint in `timestamp`, keyset pages continue strictly
 # after the last key, copies inside a page are dropped (hogql.drop_adjacent_duplicates). So dlt may skip its
 # de-duplication (a window over every staged column).
-# The same uniqueness lets the runner append instead on a first load into DuckDB (pipelines/runner.py).
+# The same uniqueness lets the DuckDB loader append instead, once it deleted the old copies of the package's
+# keys (pipelines/runner.py DUCKDB_EVENTS_DISPOSITION).
 EVENTS_DISPOSITION: dict[str, Any] = {"disposition": "merge", "strategy": "delete-insert", "deduplicated": True}
 # A window is not split below this: PostHog refusing one minute of events is not a size problem.
 MIN_SPLIT_SECONDS = 60

@@ -45,7 +45,7 @@ def assert_run_tables_exact(world: object, workdir: Path) -> None:
     (RUN, "during:normalize"),  # package committed as normalized, extracted copy not yet removed
     (RUN, "after:normalize"),  # normalized, not loaded
     (RUN, "during:load"),  # rows in the destination, package not marked loaded
-    (RUN, "committed:events"),  # the first load's appended events committed, their job not marked done
+    (RUN, "committed:events"),  # the appended events committed, their job not marked done
     (BACKFILL, "backfill:1"),  # between backfill batches
     (BACKFILL, "pages:4"),  # inside a backfill batch
 ], ids=lambda v: v if isinstance(v, str) else v[0])
@@ -66,6 +66,25 @@ def test_rerun_after_sigkill_is_exact(make_fake_server: Callable[..., FakePostHo
         assert_run_tables_exact(world, tmp_path)
     else:
         assert_events_exact(world, tmp_path)
+
+
+@pytest.mark.parametrize("kill_at", ["during:load", "committed:events", "deleting:1"])
+def test_a_killed_merge_reruns_exact(make_fake_server: Callable[..., FakePostHog], tmp_path: Path,
+                                     kill_at: str) -> None:
+    """A run that replaces loaded events (here a full refresh of events that all changed), killed after its
+    old copies were deleted: when the new ones are partly appended, or all of them and dlt has not noted it,
+    or between delete batches. The re-run loads the package first and ends with every event once, new."""
+    server = make_fake_server(seed=17, events=3_000)
+    world = server.world
+    env = cli_env(tmp_path, server, SOURCES__POSTHOG__PAGE_SIZE="400")
+    assert run_cli(RUN, env, tmp_path).code == 0
+    world.con.execute("UPDATE events SET properties = json_merge_patch(properties, '{\"changed\": true}')")
+    killed = run_cli([*RUN, "--full-refresh"], env, tmp_path, kill_at=kill_at, delete_batch_row_groups=1)
+    assert killed.code == KILLED, killed.stderr[-2000:]
+    world.add_events(1, 150, created_at=datetime.now(UTC))
+    rerun = run_cli(RUN, env, tmp_path, delete_batch_row_groups=1)
+    assert rerun.code == 0, rerun.stderr[-3000:]
+    assert_run_tables_exact(world, tmp_path)
 
 
 def test_second_concurrent_run_refuses(make_fake_server: Callable[..., FakePostHog], tmp_path: Path) -> None:
@@ -132,7 +151,7 @@ def test_re_merging_every_loaded_event_fits_the_memory_limit(padded_server: Fake
                     delete_batch_row_groups=2)
     assert rerun.code == 0, rerun.stderr[-3000:]
     total = sum(padded_server.world.stats()["events"].values())
-    assert f"deleted the {total} rows of events this load replaces" in rerun.stderr, rerun.stderr[-3000:]
+    assert f"deleted the {total} old copies of the events to load" in rerun.stderr, rerun.stderr[-3000:]
     assert_events_exact(padded_server.world, tmp_path)
 
 

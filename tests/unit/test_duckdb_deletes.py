@@ -88,15 +88,21 @@ def test_one_delete_over_many_row_groups_fails_where_batches_fit(tmp_path: Path)
     connection.close()
 
 
-def test_few_row_groups_are_left_to_dlts_delete(tmp_path: Path) -> None:
-    """Rows in no more row groups than one batch are not touched: dlt's delete-insert removes them in the
-    transaction that inserts their new copies."""
+def test_few_row_groups_are_deleted_in_one_statement(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows in no more row groups than one batch (an incremental run's) go in one statement, no CHECKPOINT."""
     connection = _connect(tmp_path / "warehouse.duckdb")
     _table(connection)
     _append(connection, 0, 300_000)
-    staged = _stage(tmp_path / "staged.parquet", [(1, f"u{i}") for i in range(290_000, 300_000)])
-    assert loader.delete_old_copies(connection, "posthog", [staged]) == 0
-    assert connection.execute("SELECT count(*) FROM posthog.events").fetchone()[0] == 300_000
+    staged = _stage(tmp_path / "staged.parquet", [(1, f"u{i}") for i in range(290_000, 300_000)] + [(1, "new")])
+    checkpoints: list[bool] = []
+    batch = loader.delete_batch
+    monkeypatch.setattr(loader, "delete_batch", lambda *a, **k: checkpoints.append(k.get("checkpoint", True))
+                        or batch(*a, **k))
+    assert loader.delete_old_copies(connection, "posthog", [staged]) == 10_000
+    assert checkpoints == [False]
+    assert _keys(connection) == sorted((1, f"u{i}") for i in range(290_000))
+    assert loader.delete_old_copies(connection, "posthog", [staged]) == 0  # nothing left: nothing done
+    assert checkpoints == [False]
     connection.close()
 
 
@@ -120,8 +126,8 @@ def test_batched_deletes_remove_exactly_the_staged_keys(tmp_path_factory: pytest
     """Tables grown by appends of any size under any row group size, with rows deleted earlier (so row groups
     are partly empty and a CHECKPOINT compacts them, renumbering rows), and staged keys that are in the table,
     in it twice in the staged file, or not in it: every staged key's row goes, no other. Batches are a
-    fraction of the table's row groups, so several are needed when the staged keys are in most of them; when
-    the keys are in no more row groups than a batch, nothing is deleted (dlt's DELETE will)."""
+    fraction of the table's row groups, so several are needed when the staged keys are in most of them (as
+    many as the test counts itself from the table's layout); in no more row groups than a batch, one."""
     workdir = tmp_path_factory.mktemp("deletes")
     path = workdir / "warehouse.duckdb"
     first = 0
@@ -142,17 +148,20 @@ def test_batched_deletes_remove_exactly_the_staged_keys(tmp_path_factory: pytest
     groups = _row_groups(connection)
     batch = max(1, groups // divisor)
     holding = _groups_holding(connection, set(staged_keys))
-    original = loader.DELETE_BATCH_ROW_GROUPS
+    original, original_batch = loader.DELETE_BATCH_ROW_GROUPS, loader.delete_batch
+    statements: list[bool] = []
     loader.DELETE_BATCH_ROW_GROUPS = batch
+    loader.delete_batch = lambda *a, **k: statements.append(k.get("checkpoint", True)) or original_batch(*a, **k)
     try:
         deleted = loader.delete_old_copies(connection, "posthog", [staged])
     finally:
-        loader.DELETE_BATCH_ROW_GROUPS = original
+        loader.DELETE_BATCH_ROW_GROUPS, loader.delete_batch = original, original_batch
     gone = set(staged_keys)
     after = _keys(connection)
-    if holding > batch and len(staged_keys) > batch:
-        assert after == [key for key in before if key not in gone]
-        assert deleted == len(before) - len(after) > 0
+    assert after == [key for key in before if key not in gone]
+    assert deleted == len(before) - len(after)
+    if holding > batch:
+        assert statements == [True] * -(-holding // batch)
     else:
-        assert deleted == 0 and after == before
+        assert statements == ([False] if holding else [])
     connection.close()
