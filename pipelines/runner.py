@@ -336,8 +336,10 @@ def _plain_files(options: RunOptions) -> bool:
 # instead of 22 MB ones under a pool raised to 264 MB); 300k 1.5 KB events: the same (slices of ~2,700 such
 # rows were written one by one already). Normalize's writer (metadata rows) keeps 1,000 rows a write.
 # A user's own settings win (their DATA_WRITER__BUFFER_MAX_ITEMS also in the extract: `writer_settings`).
+# dlt keeps every loaded file in the pipeline's folder unless told (a 5M-event run left its 1 GB parquet file
+# there, and every later run its own): a file is deleted once its package loaded without a failed job.
 WRITER_SETTINGS = {"DATA_WRITER__ROW_GROUP_SIZE": "1000", "DATA_WRITER__BUFFER_MAX_ITEMS": "1000",
-                   "SOURCES__DATA_WRITER__BUFFER_MAX_ITEMS": "1"}
+                   "SOURCES__DATA_WRITER__BUFFER_MAX_ITEMS": "1", "LOAD__DELETE_COMPLETED_JOBS": "true"}
 
 
 def writer_settings() -> dict[str, str]:

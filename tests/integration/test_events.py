@@ -81,6 +81,10 @@ def test_second_run_picks_up_new_late_and_tied_events(make_fake_server, tmp_path
     run_pipeline(server, tmp_path, resources=HOGQL_TABLES, page_size=1_000)
     assert_events_exact(world, tmp_path)
     assert_persons_exact(world, tmp_path)
+    # what was loaded is not kept a second time in the pipeline's folder (dlt keeps it unless told)
+    loaded = list((tmp_path / "pipelines").glob("*/load/loaded/*"))
+    assert len(loaded) >= 2
+    assert [path for package in loaded for path in package.glob("completed_jobs/*")] == []
 
 
 def test_rows_still_being_ingested_wait_for_the_next_run(make_fake_server, tmp_path):
