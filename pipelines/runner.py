@@ -23,6 +23,7 @@ from pipelines import lake
 from pipelines.duckdb_loader import (
     DUCKDB_LOADER_CONFIG,
     delete_old_copies,
+    drop_staged_events,
     loader_credentials,
     remove_repeated_events,
     staged_event_files,
@@ -268,6 +269,8 @@ def load_packages(pipeline: dlt.Pipeline, options: RunOptions, interrupted: bool
             info = pipeline.load(credentials=credentials)
             if _appended_events(pipeline) and (interrupted or staged.packages > 1 or staged.other):
                 remove_repeated_events(connection, pipeline.dataset_name)
+            if _appended_events(pipeline) and not pipeline.list_normalized_load_packages():
+                drop_staged_events(connection, pipeline.dataset_name)
         return info
 
 

@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 
-from tests.helpers import read_rows, run_pipeline
+from tests.helpers import read_rows, run_pipeline, table_exists
 
 HOGQL_TABLES = ["events", "persons", "person_distinct_ids"]
 
@@ -152,3 +153,17 @@ def test_key_without_query_scope_skips_hogql_tables_and_keeps_loaded_rows(make_f
     assert {t: len(read_rows(tmp_path, t)) for t in HOGQL_TABLES} == before  # nothing wiped
     assert read_rows(tmp_path, "cohorts")  # what the key may read still loads
     assert "skipped person_distinct_ids" in caplog.text and "query:read" in caplog.text
+
+
+def test_events_are_not_staged_and_an_old_staged_copy_is_dropped(make_fake_server, tmp_path):
+    """Events are appended after their old copies are deleted, so no copy of them is staged; the staged copy a
+    merge by dlt left in the file (up to the previous version) is dropped by the next load."""
+    server = make_fake_server(seed=5, events=5_000)
+    run_pipeline(server, tmp_path, resources=["events"], full_refresh=True)
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
+        con.execute("CREATE SCHEMA posthog_staging")
+        con.execute("CREATE TABLE posthog_staging.events AS SELECT * FROM posthog.events")
+    server.world.add_events(1, 300)
+    run_pipeline(server, tmp_path, resources=["events"], full_refresh=True)
+    assert_events_exact(server.world, tmp_path)
+    assert not table_exists(tmp_path, "events", dataset="posthog_staging")
