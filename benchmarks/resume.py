@@ -142,7 +142,7 @@ def run_case(world: World, server: FakePostHog, name: str, command: list[str], k
         with world.lock:
             world.con.execute("UPDATE events SET properties = json_merge_patch(properties, json_object('merged', "
                               "coalesce(json_extract(properties, '$.merged')::INTEGER, 0) + 1))")
-        options, command = MERGE_OPTIONS, REFRESH
+        options = MERGE_OPTIONS
     killed_code, killed_peak = 0, 0.0
     for n, kill_at in enumerate(kill_points):
         killed = run_measured([sys.executable, str(WRAPPER), "--kill-at", kill_at, *options, "--", *command], env,

@@ -1,6 +1,7 @@
 """The DuckDB loader: the connection dlt loads a DuckDB file through, sized by the rows it is about to load,
-and the statements the runner adds around dlt's load (old copies deleted in row-group batches before a large
-merge, keys an interrupted append loaded twice removed after it). `pipelines/runner.py` decides when."""
+and the statements the runner adds around dlt's load of events (their old copies deleted before the append,
+in row-group batches when they are many; keys an interrupted load appended twice removed after it; a staged
+copy left by earlier versions dropped). `pipelines/runner.py` decides when."""
 
 from __future__ import annotations
 

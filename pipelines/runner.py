@@ -263,13 +263,13 @@ def load_packages(pipeline: dlt.Pipeline, options: RunOptions, interrupted: bool
         if options.destination != "duckdb":
             return pipeline.load()
         with loader_credentials(pipeline, options.duckdb_path or default_duckdb_file()) as (connection, credentials):
-            staged = staged_event_files(pipeline)
-            if _appended_events(pipeline):
+            appended, staged = _appended_events(pipeline), staged_event_files(pipeline)
+            if appended:
                 delete_old_copies(connection, pipeline.dataset_name, staged.parquet)
             info = pipeline.load(credentials=credentials)
-            if _appended_events(pipeline) and (interrupted or staged.packages > 1 or staged.other):
+            if appended and (interrupted or staged.packages > 1 or staged.other):
                 remove_repeated_events(connection, pipeline.dataset_name)
-            if _appended_events(pipeline) and not pipeline.list_normalized_load_packages():
+            if appended and not pipeline.list_normalized_load_packages():
                 drop_staged_events(connection, pipeline.dataset_name)
         return info
 
