@@ -94,7 +94,7 @@ def backfill(
     for batch in _contiguous_batches(todo, batch_size):
         source_args = {**options.source_args, "start_date": batch[0][0].isoformat(),
                        "end_date": batch[-1][1].isoformat(), "workers": workers}
-        result = run(replace(options, resources=["events"], source_args=source_args,
+        result = run(replace(options, resources=["events"], source_args=source_args, isolate_failures=False,
                              extra_resources=[window_marker(batch, scope, options.pipeline_name)]))
         for table, count in result.rows_extracted.items():
             totals[table] = totals.get(table, 0) + count

@@ -49,6 +49,7 @@ from posthog_source.errors import ConfigurationError, PermissionDeniedError, Pos
 from posthog_source.projects import discover_projects
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_AUTH, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_SOME_TABLES_FAILED = 5  # some tables failed (each named), every other table loaded and committed
 INTERRUPTED = "interrupted; the next run continues where this one stopped"
 SECTION = "sources.posthog"
 ENV_PREFIX = "SOURCES__POSTHOG__"
@@ -253,9 +254,25 @@ def progress_collector(log_dlt_counters: bool) -> Collector:
     return NullCollector()
 
 
+def _table_list(text: str | None) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()] if text else []
+
+
+def chosen_resources(args: argparse.Namespace) -> list[str] | None:
+    """--resources (default every table) without --exclude; None means every table."""
+    resources = _table_list(getattr(args, "resources", None))
+    excluded = _table_list(getattr(args, "exclude", None))
+    if not excluded:
+        return resources or None
+    validate_resources(excluded)
+    kept = [table for table in (resources or ALL_TABLES) if table not in excluded]
+    if not kept:
+        raise ConfigurationError("--exclude leaves no table to load; exclude fewer tables")
+    return kept
+
+
 def _run_options(args: argparse.Namespace) -> RunOptions:
-    resources_arg = getattr(args, "resources", None)
-    resources = [r.strip() for r in resources_arg.split(",") if r.strip()] if resources_arg else None
+    resources = chosen_resources(args)
     return RunOptions(
         resources=resources,
         pipeline_name=args.pipeline_name,
@@ -280,7 +297,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     if result.rows_of_interrupted_run:
         print_row_counts(result.rows_of_interrupted_run, "rows of the interrupted run, loaded first")
     print_row_counts(result.rows_extracted, "rows loaded this run")
-    return EXIT_OK
+    return report_failed_tables(result.failed_tables)
+
+
+def report_failed_tables(failed: dict[str, str]) -> int:
+    """One line per table that failed (the others loaded and committed): exit 5, else 0."""
+    if not failed:
+        return EXIT_OK
+    for table in sorted(failed):
+        print(f"error: table {scrub(failed[table])}", file=sys.stderr)
+    print(f"error: {len(failed)} table{'s' if len(failed) > 1 else ''} failed and kept what the destination had; "
+          "every other table loaded; the next run retries them", file=sys.stderr)
+    return EXIT_SOME_TABLES_FAILED
 
 
 def print_row_counts(counts: dict[str, int], title: str) -> None:
@@ -527,6 +555,7 @@ def build_parser() -> argparse.ArgumentParser:
     run_parser = command("run", "incremental run of every (or the chosen) table")
     common(run_parser)
     run_parser.add_argument("--resources", help=f"comma list of tables to load (default all): {', '.join(ALL_TABLES)}")
+    run_parser.add_argument("--exclude", help="comma list of tables to leave out (for example sessions)")
     run_parser.add_argument("--start-date", help="first run's lower bound for events (ISO date)")
     run_parser.add_argument("--end-date", help="upper bound: makes the run a stateless window")
     run_parser.add_argument(

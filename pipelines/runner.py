@@ -7,7 +7,7 @@ import fcntl
 import logging
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -28,7 +28,7 @@ from pipelines.duckdb_loader import (
     remove_repeated_events,
     staged_event_files,
 )
-from posthog_source import ALL_TABLES, ControlRows, source_from_settings
+from posthog_source import ALL_TABLES, ControlRows, TableFailures, source_from_settings
 from posthog_source.config import load_settings
 from posthog_source.errors import ConfigurationError
 
@@ -57,6 +57,9 @@ class RunOptions:
     # Filesystem destination only: "delta" (or "iceberg") tables instead of plain parquet files, which are
     # append-only (merges become appends there).
     table_format: str | None = None
+    # A table that fails is set aside and the others load (exit 5, posthog_source/failures.py). Backfills turn
+    # it off: their window markers ride with the events, so a failing events table must stop the batch.
+    isolate_failures: bool = True
 
 
 # Where a run found the pipeline state it continued from (see `prepare` and `state_origin`):
@@ -74,6 +77,8 @@ class RunResult:
     state_origin: StateOrigin = "none"
     # Rows of a killed run's package, loaded first (control rows included: their source is gone).
     rows_of_interrupted_run: dict[str, int] = field(default_factory=dict)
+    # Tables that failed and kept what the destination had: table -> one line for the user.
+    failed_tables: dict[str, str] = field(default_factory=dict)
 
 
 def validate_resources(names: Sequence[str] | None) -> list[str] | None:
@@ -143,7 +148,8 @@ def run(options: RunOptions) -> RunResult:
     with single_run(pipeline), _defaults_in_env(writer_settings()):
         origin, finished = prepare(pipeline, options)
         control = ControlRows()
-        source = source_from_settings(load_settings(**options.source_args), control=control)
+        failures = TableFailures() if options.isolate_failures else None
+        source = source_from_settings(load_settings(**options.source_args), control=control, failures=failures)
         if resources:
             source = source.with_resources(*resources)
         for extra in options.extra_resources:
@@ -151,13 +157,30 @@ def run(options: RunOptions) -> RunResult:
         apply_destination_hints(source, options)
         with _plain_files_rules(options):
             pipeline.extract(source, table_format=options.table_format)  # type: ignore[arg-type]
+            failed = failures.failed if failures is not None else {}
+            withdraw_tables(pipeline, failed)
             pipeline.normalize()
             load_info = load_packages(pipeline, options)
             if _plain_files(options):
                 where = lake.write_views(pipeline)
                 log.info("parquet files are append-only: each table's current rows are the views in %s "
                          "(latest load per project for snapshots, latest row per key; docs/destinations.md)", where)
-    return RunResult(load_info, _rows_stored(pipeline, control), origin, finished)
+    return RunResult(load_info, _rows_stored(pipeline, control), origin, finished, failed)
+
+
+def withdraw_tables(pipeline: dlt.Pipeline, tables: Iterable[str]) -> None:
+    """Take the files of `tables` out of the extracted (not yet normalized) packages, so those tables keep
+    what the destination holds: a snapshot that failed on its second page neither wipes nor half-replaces
+    its rows (posthog_source/failures.py). The package's state, written at the end of the extract, carries
+    none of their marks: a failed resource never committed them."""
+    names = set(tables)
+    if not names:
+        return
+    for load_id in pipeline.list_extracted_load_packages():
+        for job in pipeline.get_load_package_info(load_id).jobs.get("new_jobs", []):
+            if job.job_file_info.table_name in names:
+                os.remove(job.file_path)
+                log.debug("withdrew %s from package %s", job.file_path, load_id)
 
 
 def _rows_stored(pipeline: dlt.Pipeline, control: ControlRows | None) -> dict[str, int]:

@@ -25,6 +25,7 @@ from posthog_source.catalogue import ALL_TABLES, ENDPOINTS
 from posthog_source.client import PostHogClient
 from posthog_source.config import SETTING_NAMES, SourceSettings
 from posthog_source.events import events_resource
+from posthog_source.failures import TableFailures
 from posthog_source.metadata import metadata_resource, projects_resource
 from posthog_source.persons import person_distinct_ids_resource, persons_resource
 from posthog_source.projects import ProjectCatalog
@@ -33,7 +34,7 @@ from posthog_source.sessions import cohort_people_resource, sessions_resource
 from posthog_source.snapshot import ControlRows
 
 __all__ = ["ALL_TABLES", "SETTING_NAMES", "ControlRows", "SourceSettings", "build_client", "posthog_source",
-           "source_from_settings"]
+           "TableFailures", "source_from_settings"]
 
 
 def build_client(config: SourceSettings) -> PostHogClient:
@@ -50,20 +51,22 @@ def build_client(config: SourceSettings) -> PostHogClient:
 
 
 def build_resources(
-    config: SourceSettings, client: PostHogClient | None = None, control: ControlRows | None = None
+    config: SourceSettings, client: PostHogClient | None = None, control: ControlRows | None = None,
+    failures: TableFailures | None = None,
 ) -> list[DltResource]:
     """Every table of the contract as a dlt resource; nothing is sent to PostHog until one runs. `control`
-    counts the sentinel and deletion rows each table sends (so a run's summary shows stored rows only)."""
+    counts the sentinel and deletion rows each table sends (so a run's summary shows stored rows only);
+    `failures` collects the tables that failed instead of letting one stop the run (failures.py)."""
     client = client or build_client(config)
     catalog = ProjectCatalog(client, config.project_ids)
     resources = [projects_resource(catalog)]
-    resources += [metadata_resource(client, endpoint, catalog) for endpoint in ENDPOINTS]
+    resources += [metadata_resource(client, endpoint, catalog, failures) for endpoint in ENDPOINTS]
     resources += [
-        events_resource(client, catalog, config),
-        persons_resource(client, catalog, config),
-        person_distinct_ids_resource(client, catalog, config),
-        sessions_resource(client, catalog, config),
-        cohort_people_resource(client, catalog, config),
+        events_resource(client, catalog, config, failures),
+        persons_resource(client, catalog, config, failures),
+        person_distinct_ids_resource(client, catalog, config, failures),
+        sessions_resource(client, catalog, config, failures),
+        cohort_people_resource(client, catalog, config, failures),
     ]
     if control is not None:
         for resource in resources:
@@ -72,13 +75,14 @@ def build_resources(
 
 
 def source_from_settings(
-    config: SourceSettings, client: PostHogClient | None = None, control: ControlRows | None = None
+    config: SourceSettings, client: PostHogClient | None = None, control: ControlRows | None = None,
+    failures: TableFailures | None = None,
 ) -> DltSource:
     """The source for settings built elsewhere (the CLI, backfills, tests that pass their own client)."""
 
     @dlt.source(name="posthog", max_table_nesting=0)
     def posthog() -> list[DltResource]:
-        return build_resources(config, client, control)
+        return build_resources(config, client, control, failures)
 
     return posthog()
 

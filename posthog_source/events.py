@@ -37,11 +37,11 @@ from posthog_source import hogql, settings
 from posthog_source.client import PostHogClient
 from posthog_source.config import SourceSettings
 from posthog_source.errors import ConfigurationError, PostHogSourceError, QueryTooLargeError
+from posthog_source.failures import TableFailures, guarded
 from posthog_source.hogql import HogQLTable, RowWidth, keyset_pages, range_condition
 from posthog_source.parallel import interleave
 from posthog_source.progress import Progress
 from posthog_source.projects import Project, ProjectCatalog
-from posthog_source.snapshot import skip_when_denied
 from posthog_source.watermarks import Marks
 from posthog_source.windows import group_windows, split_windows
 
@@ -328,7 +328,8 @@ EVENT_COLUMNS: TTableSchemaColumns = {
 }
 
 
-def events_resource(client: PostHogClient, catalog: ProjectCatalog, config: SourceSettings) -> DltResource:
+def events_resource(client: PostHogClient, catalog: ProjectCatalog, config: SourceSettings,
+                    failures: TableFailures | None = None) -> DltResource:
     """Events of every project, merged on (project_id, uuid): the staged keys are deleted from the table,
     then the staged rows appended (EVENTS_DISPOSITION)."""
     promoted = parse_promoted(config.promoted_properties)
@@ -337,7 +338,7 @@ def events_resource(client: PostHogClient, catalog: ProjectCatalog, config: Sour
                   write_disposition=EVENTS_DISPOSITION)
     def events() -> Iterator[pa.Table]:
         projects = catalog.projects()
-        yield from skip_when_denied("events", lambda: read_events(projects))
+        yield from guarded("events", lambda: read_events(projects), failures)
 
     def read_events(projects: Sequence[Project]) -> Iterator[pa.Table]:
         watermarks = Marks("created_at_watermark")

@@ -13,9 +13,10 @@ from dlt.extract.resource import DltResource
 from posthog_source.catalogue import Endpoint, Level
 from posthog_source.client import PostHogClient
 from posthog_source.errors import PermissionDeniedError
+from posthog_source.failures import TableFailures, guarded
 from posthog_source.projects import Project, ProjectCatalog
 from posthog_source.rest import parse_api_instant, shape_rows, walk_pages
-from posthog_source.snapshot import SENTINEL_HINTS, SNAPSHOT_DISPOSITION, sentinel_row, skip_when_denied
+from posthog_source.snapshot import SENTINEL_HINTS, SNAPSHOT_DISPOSITION, sentinel_row
 
 logger = logging.getLogger("posthog_source")
 
@@ -32,7 +33,8 @@ def _column_hints(endpoint: Endpoint) -> TTableSchemaColumns:
     return hints
 
 
-def metadata_resource(client: PostHogClient, endpoint: Endpoint, catalog: ProjectCatalog) -> DltResource:
+def metadata_resource(client: PostHogClient, endpoint: Endpoint, catalog: ProjectCatalog,
+                      failures: TableFailures | None = None) -> DltResource:
     """A snapshot of one endpoint. Project tables are replaced project by project (snapshot.py), so edits and
     deletions show and a run over some projects leaves the others alone."""
     if endpoint.level is Level.ORGANIZATION:
@@ -46,10 +48,10 @@ def metadata_resource(client: PostHogClient, endpoint: Endpoint, catalog: Projec
                   write_disposition=disposition, columns=_column_hints(endpoint))
     def snapshot() -> Iterator[Rows]:
         if endpoint.level is Level.ORGANIZATION:
-            yield from skip_when_denied(endpoint.table, lambda: _organization_pages(client, endpoint))
+            yield from guarded(endpoint.table, lambda: _organization_pages(client, endpoint), failures)
         else:
             projects = catalog.projects()
-            yield from skip_when_denied(endpoint.table, lambda: _project_pages(client, endpoint, projects))
+            yield from guarded(endpoint.table, lambda: _project_pages(client, endpoint, projects), failures)
 
     return snapshot
 

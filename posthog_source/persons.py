@@ -26,6 +26,7 @@ from dlt.extract.resource import DltResource
 from posthog_source import hogql, settings
 from posthog_source.client import PostHogClient
 from posthog_source.config import SourceSettings
+from posthog_source.failures import TableFailures, guarded
 from posthog_source.hogql import HogQLTable, RowWidth, range_condition, table_pages
 from posthog_source.parallel import interleave
 from posthog_source.projects import Project, ProjectCatalog
@@ -35,7 +36,6 @@ from posthog_source.snapshot import (
     arrow_snapshot,
     deletions,
     replacing_projects,
-    skip_when_denied,
     with_sentinel_column,
 )
 from posthog_source.watermarks import Marks
@@ -105,14 +105,15 @@ PERSON_COLUMNS: TTableSchemaColumns = {
 }
 
 
-def persons_resource(client: PostHogClient, catalog: ProjectCatalog, config: SourceSettings) -> DltResource:
+def persons_resource(client: PostHogClient, catalog: ProjectCatalog, config: SourceSettings,
+                     failures: TableFailures | None = None) -> DltResource:
     """Persons: new ones, those whose events arrived since the last run, deleted ones at sweep pace."""
 
     @dlt.resource(name="persons", primary_key=("project_id", "id"), columns=PERSON_COLUMNS,
                   write_disposition=SNAPSHOT_DISPOSITION)
     def persons() -> Iterator[pa.Table]:
         projects = catalog.projects()
-        yield from skip_when_denied("persons", lambda: read(projects))
+        yield from guarded("persons", lambda: read(projects), failures)
 
     def read(projects: Sequence[Project]) -> Iterator[pa.Table]:
         run = _Run(config, projects, config.full_refresh or config.persons_full_refresh)
@@ -179,7 +180,7 @@ DISTINCT_ID_COLUMNS: TTableSchemaColumns = {
 
 
 def person_distinct_ids_resource(
-    client: PostHogClient, catalog: ProjectCatalog, config: SourceSettings
+    client: PostHogClient, catalog: ProjectCatalog, config: SourceSettings, failures: TableFailures | None = None
 ) -> DltResource:
     """Every distinct id and its person: by change between sweeps, whole at sweep pace."""
 
@@ -187,7 +188,7 @@ def person_distinct_ids_resource(
                   columns=DISTINCT_ID_COLUMNS, write_disposition=SNAPSHOT_DISPOSITION)
     def person_distinct_ids() -> Iterator[pa.Table]:
         projects = catalog.projects()
-        yield from skip_when_denied("person_distinct_ids", lambda: read(projects))
+        yield from guarded("person_distinct_ids", lambda: read(projects), failures)
 
     def read(projects: Sequence[Project]) -> Iterator[pa.Table]:
         full = config.full_refresh or config.persons_full_refresh

@@ -4,12 +4,13 @@
   arrive. The first run reads every session in windows of `$start_timestamp` (sized by a per-day count);
   later runs re-read the sessions of the events ingested since the last run (plus the overlap), merged on
   (project_id, session_id). A session starts at most a day before its events (PostHog cuts sessions at 24 h),
-  so the re-read is bounded on `$start_timestamp` as well; at the late sweep's pace, the sessions of very
-  late events (older than `max_lateness`) are re-read too.
-- `cohort_people` is each cohort's membership as PostHog last calculated it: dynamic cohorts from
-  `cohort_people` at each cohort's newest `version` (older versions linger until PostHog cleans them up),
-  static cohorts from `static_cohort_people`. It is a snapshot per project, so people who left a cohort
-  disappear.
+  so the re-read is bounded on `$start_timestamp` as well; at the late sweep's pace, the sessions of every
+  event ingested since the last sweep are re-read, whatever its age (`_touched`). Only events whose
+  `$session_id` is a UUIDv7 (what PostHog's SDKs send) have a session row: PostHog keys the table by it.
+- `cohort_people` is each cohort's membership as PostHog last calculated it: dynamic cohorts from HogQL's
+  `cohort_people`, which keeps only each cohort's current version itself (older versions linger in
+  `raw_cohort_people` until PostHog cleans them up), static cohorts from `static_cohort_people`. It is a
+  snapshot per project, so people who left a cohort disappear.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from dlt.extract.resource import DltResource
 from posthog_source import hogql, settings
 from posthog_source.client import PostHogClient
 from posthog_source.config import SourceSettings
+from posthog_source.failures import TableFailures, guarded
 from posthog_source.hogql import RowWidth, range_condition, table_pages, utc_literal
 from posthog_source.parallel import interleave
 from posthog_source.persons import events_since
@@ -36,7 +38,6 @@ from posthog_source.snapshot import (
     SNAPSHOT_DISPOSITION,
     UPSERT_DISPOSITION,
     arrow_snapshot,
-    skip_when_denied,
 )
 from posthog_source.watermarks import Marks
 from posthog_source.windows import group_windows, split_windows
@@ -54,12 +55,13 @@ SESSION_COLUMNS: TTableSchemaColumns = {
 MAX_SESSION = timedelta(hours=24)
 
 
-def sessions_resource(client: PostHogClient, catalog: ProjectCatalog, config: SourceSettings) -> DltResource:
+def sessions_resource(client: PostHogClient, catalog: ProjectCatalog, config: SourceSettings,
+                      failures: TableFailures | None = None) -> DltResource:
     @dlt.resource(name="sessions", primary_key=("project_id", "session_id"), columns=SESSION_COLUMNS,
                   write_disposition=UPSERT_DISPOSITION)
     def sessions() -> Iterator[pa.Table]:
         projects = catalog.projects()
-        yield from skip_when_denied("sessions", lambda: read(projects))
+        yield from guarded("sessions", lambda: read(projects), failures)
 
     def read(projects: Sequence[Project]) -> Iterator[pa.Table]:
         marks = Marks("events_watermark")
@@ -76,21 +78,11 @@ def sessions_resource(client: PostHogClient, catalog: ProjectCatalog, config: So
                 swept.stage(project.id, now)
                 swept_to.stage(project.id, hi)
             else:
-                since = mark - config.ingestion_overlap
-                touched = (f"session_id IN ({events_since(config, since, hi, '`$session_id`')})",
-                           f"`$start_timestamp` >= {utc_literal(since - config.max_lateness - MAX_SESSION)}")
-                label = f"project {project.id} with events ingested since {since.isoformat()}"
-                producers.append(_walk(client, project, touched, config, width, label))
                 last = swept.get(project.id)
-                if last is None or now - last >= config.late_sweep:  # sessions of very late events
-                    frm = (swept_to.get(project.id) or mark) - config.ingestion_overlap
-                    # disjoint from the read above (one row per key in a load): sessions starting before it
-                    late = (f"session_id IN (SELECT `$session_id` FROM events WHERE "
-                            f"{' AND '.join(range_condition('created_at', frm, hi))} AND timestamp < "
-                            f"{utc_literal(since - config.max_lateness)})",
-                            f"`$start_timestamp` < {utc_literal(since - config.max_lateness - MAX_SESSION)}")
-                    producers.append(_walk(client, project, late, config, width,
-                                           f"project {project.id} sweep: sessions of very late events"))
+                sweep = last is None or now - last >= config.late_sweep
+                conditions, label = _touched(project, config, mark, swept_to.get(project.id), hi, sweep)
+                producers.append(_walk(client, project, conditions, config, width, label))
+                if sweep:
                     swept.stage(project.id, now)
                     swept_to.stage(project.id, hi)
             if config.end_date is None:
@@ -100,6 +92,28 @@ def sessions_resource(client: PostHogClient, catalog: ProjectCatalog, config: So
             staged.commit()
 
     return sessions
+
+
+def _touched(project: Project, config: SourceSettings, mark: pendulum.DateTime, swept_to: pendulum.DateTime | None,
+             hi: pendulum.DateTime, sweep: bool) -> tuple[tuple[str, ...], str]:
+    """Which sessions an incremental run re-reads: those of the events ingested since it last looked.
+
+    - Between sweeps: the events ingested since the watermark (minus the overlap) whose `timestamp` is within
+      `max_lateness` of it (the bound the events' own read has, so partitions are pruned). Their sessions
+      start at most MAX_SESSION before them, which bounds `$start_timestamp` too.
+    - When the late sweep is due: the events ingested since the last sweep, whatever their `timestamp`, in
+      one read (so no session is read twice in one load, and none falls between two bounds: a session joined
+      by a very late event may start on either side of any bound on `timestamp`).
+    A session that a very late event joined is therefore re-read by the next sweep at the latest."""
+    since = mark - config.ingestion_overlap
+    if not sweep:
+        conditions = (f"session_id IN ({events_since(config, since, hi, '`$session_id`')})",
+                      f"`$start_timestamp` >= {utc_literal(since - config.max_lateness - MAX_SESSION)}")
+        return conditions, f"project {project.id} with events ingested since {since.isoformat()}"
+    frm = min(swept_to or mark, mark) - config.ingestion_overlap
+    ingested = " AND ".join(range_condition("created_at", frm, hi))
+    conditions = (f"session_id IN (SELECT `$session_id` FROM events WHERE {ingested})",)
+    return conditions, f"project {project.id} sweep: sessions of every event ingested since {frm.isoformat()}"
 
 
 def _walk(client: PostHogClient, project: Project, conditions: Sequence[str], config: SourceSettings,
@@ -135,16 +149,15 @@ COHORT_PEOPLE_COLUMNS: TTableSchemaColumns = {
     "person_id": {"data_type": "text", "nullable": False},
     **SENTINEL_HINTS,
 }
-# Cohorts named in one membership query (each adds a condition to its text).
-COHORTS_PER_QUERY = 100
 
 
-def cohort_people_resource(client: PostHogClient, catalog: ProjectCatalog, config: SourceSettings) -> DltResource:
+def cohort_people_resource(client: PostHogClient, catalog: ProjectCatalog, config: SourceSettings,
+                           failures: TableFailures | None = None) -> DltResource:
     @dlt.resource(name="cohort_people", primary_key=("project_id", "cohort_id", "person_id"),
                   columns=COHORT_PEOPLE_COLUMNS, merge_key="project_id", write_disposition=SNAPSHOT_DISPOSITION)
     def cohort_people() -> Iterator[pa.Table]:
         projects = catalog.projects()
-        yield from skip_when_denied("cohort_people", lambda: read(projects))
+        yield from guarded("cohort_people", lambda: read(projects), failures)
 
     def read(projects: Sequence[Project]) -> Iterator[pa.Table]:
         yield from interleave([_membership(client, project, config) for project in projects], config.workers)
@@ -153,31 +166,19 @@ def cohort_people_resource(client: PostHogClient, catalog: ProjectCatalog, confi
 
 
 def _membership(client: PostHogClient, project: Project, config: SourceSettings) -> Producer:
+    """Dynamic cohorts from `cohort_people`, which PostHog already serves at each cohort's current version
+    (calculated, non-deleted cohorts only; it has no `version` column: posthog/hogql/database/schema/
+    cohort_people.py), then static cohorts from `static_cohort_people`. One snapshot of the project."""
+
     def run() -> Iterator[pa.Table]:
-        versions = client.post(
-            hogql.query_path(project),
-            hogql.query_body("SELECT cohort_id, max(version) FROM cohort_people GROUP BY cohort_id "
-                             f"ORDER BY cohort_id LIMIT {settings.HOGQL_MAX_ROWS}", "cohort versions"),
-            what=f"cohort versions of project {project.id}",
-        ).get("results") or []
-        keys = ["cohort_id", "person_id"]
-        yield from arrow_snapshot(_members(client, project, config, versions), project.id,
-                                  hogql.COHORT_PEOPLE.schema, keys)
+        width = RowWidth(config.page_bytes)
+
+        def pages() -> Iterator[pa.Table]:
+            for table, kind in ((hogql.COHORT_PEOPLE, "dynamic"), (hogql.STATIC_COHORT_PEOPLE, "static")):
+                label = f"project {project.id} {kind} cohorts"
+                logger.info("reading cohort_people: %s", label)
+                yield from table_pages(client, project, table, (), config.page_size, label, width)
+
+        yield from arrow_snapshot(pages(), project.id, hogql.COHORT_PEOPLE.schema, ["cohort_id", "person_id"])
 
     return run
-
-
-def _members(client: PostHogClient, project: Project, config: SourceSettings,
-             versions: Sequence[Sequence[int]]) -> Iterator[pa.Table]:
-    """Dynamic cohorts at their newest version (COHORTS_PER_QUERY per query), then static cohorts."""
-    width = RowWidth(config.page_bytes)
-    walks = []
-    for first in range(0, len(versions), COHORTS_PER_QUERY):
-        chunk = versions[first:first + COHORTS_PER_QUERY]
-        which = " OR ".join(f"(cohort_id = {int(c)} AND version = {int(v)})" for c, v in chunk)
-        label = f"project {project.id} cohorts {chunk[0][0]}..{chunk[-1][0]}"
-        walks.append((hogql.COHORT_PEOPLE, [f"({which})"], label))
-    walks.append((hogql.STATIC_COHORT_PEOPLE, [], f"project {project.id} static cohorts"))
-    for table, conditions, label in walks:
-        logger.info("reading cohort_people: %s", label)
-        yield from table_pages(client, project, table, conditions, config.page_size, label, width)

@@ -20,8 +20,6 @@ import pyarrow as pa
 import pyarrow.compute  # noqa: F401 - pa.compute
 from dlt.common.schema.typing import TTableSchemaColumns
 
-from posthog_source.errors import PermissionDeniedError
-
 logger = logging.getLogger("posthog_source")
 
 # Rows with this column set are deleted by dlt (hard_delete) instead of inserted.
@@ -99,15 +97,6 @@ def with_sentinel_column(page: pa.Table, deleted: bool = False) -> pa.Table:
     """A page of real rows (null flag), or of rows to delete by key (`deleted=True`)."""
     values = pa.array([True] * page.num_rows, pa.bool_()) if deleted else pa.nulls(page.num_rows, pa.bool_())
     return page.append_column(pa.field(SENTINEL_COLUMN, pa.bool_()), values)
-
-
-def skip_when_denied(table: str, pages: Callable[[], Iterator[Any]]) -> Iterator[Any]:
-    """A resource the key may not read is reported by name, once, and skipped; the others still load."""
-    try:
-        yield from pages()
-    except PermissionDeniedError as exc:
-        scope = f"; add the scope '{exc.scope}' to the key to load it" if exc.scope else ""
-        logger.warning("skipped %s: %s%s", table, exc, scope)
 
 
 def replacing_projects(item: Any, whole_projects: bool) -> Any:
