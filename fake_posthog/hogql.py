@@ -123,7 +123,9 @@ _TABLE_COLUMNS: dict[str, dict[str, str]] = {
         "$exit_pathname": _NSTR,
         "team_id": "Int64",
     },
-    "cohort_people": {"person_id": "UUID", "cohort_id": "Int64", "version": "UInt64", "team_id": "Int64"},
+    "cohort_people": {"person_id": "UUID", "cohort_id": "Int64", "team_id": "Int64"},
+    "raw_cohort_people": {"person_id": "UUID", "cohort_id": "Int64", "sign": "Int8", "version": "UInt64",
+                          "team_id": "Int64"},
     "static_cohort_people": {"person_id": "UUID", "cohort_id": "Int64", "team_id": "Int64"},
 }
 # Columns selectable by name but never part of SELECT *: the reserved `team_id` and aliases.
@@ -241,9 +243,17 @@ def _persons_view(team_id: int) -> str:
           WHERE p.team_id = {int(team_id)} AND NOT p.is_deleted AND p.created_at < now() + INTERVAL 1 DAY)"""
 
 
+# Only events whose `$session_id` is a UUIDv7 make a session row: PostHog's raw_sessions materialised view keeps
+# `bitAnd(bitShiftRight(toUInt128(accurateCastOrNull($session_id, 'UUID')), 76), 0xF) == 7`, the version nibble
+# (posthog/models/raw_sessions/sessions_v2.py at 282a8c521173d454ac8c58908aedbcdbf4ca410d), and sessions_v2 is
+# keyed by that UInt128 (`session_id_v7`). The generator writes lower-case ids, so `session_id` (PostHog's
+# canonical lower-case text of the UUID) is the id as sent.
+UUID_V7_PATTERN = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-7[0-9a-fA-F]{3}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+
+
 def sessions_view_sql(team_id: int | None = None, touched_table: str | None = None) -> str:
-    """The rows of the `sessions` table: one per `$session_id` of the visible events (PostHog aggregates
-    sessions from events, so a session changes while its events arrive). The world materialises it
+    """The rows of the `sessions` table: one per UUIDv7 `$session_id` of the visible events (PostHog
+    aggregates sessions from events, so a session changes while its events arrive). The world materialises it
     (`refresh_sessions`) after each change; `touched_table` (a table of `sid`) limits it to those sessions.
     Entry/end values come from the
     first/last event by (timestamp, uuid); `$is_bounce` follows PostHog's default rule (NULL without a
@@ -296,7 +306,7 @@ def sessions_view_sql(team_id: int | None = None, touched_table: str | None = No
               count(*) FILTER (WHERE e.event = '$screen') AS sc,
               list_sort(list_distinct(list(nullif(json_extract_string(e.properties, {url}), '')))) AS urls
             FROM main.events e
-            WHERE {where} AND e."$session_id" IS NOT NULL AND e."$session_id" <> ''
+            WHERE {where} AND regexp_full_match(e."$session_id", '{UUID_V7_PATTERN}')
             GROUP BY e.team_id, e."$session_id"))"""
 
 
@@ -323,9 +333,12 @@ def _view_sql(name: str, team_id: int, overrides: bool) -> str:
         )
     if name == "sessions":
         return f"SELECT * FROM main.sessions WHERE team_id = {t}"
-    if name == "cohort_people":
-        return ("SELECT person_id, cohort_id, CAST(version AS UBIGINT) AS version, team_id "
-                f"FROM main.cohort_people WHERE team_id = {t}")
+    if name == "cohort_people":  # each dynamic cohort at its current version (posthog_schema.json `cohorts`)
+        return ("SELECT DISTINCT c.person_id, c.cohort_id, c.team_id FROM main.cohort_people c "
+                f"JOIN main.cohort_versions v USING (team_id, cohort_id, version) WHERE c.team_id = {t}")
+    if name == "raw_cohort_people":
+        return ("SELECT person_id, cohort_id, CAST(1 AS TINYINT) AS sign, CAST(version AS UBIGINT) AS version, "
+                f"team_id FROM main.cohort_people WHERE team_id = {t}")
     if name == "static_cohort_people":
         return f"SELECT person_id, cohort_id, team_id FROM main.static_cohort_people WHERE team_id = {t}"
     raise KeyError(name)

@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import orjson
 
+from . import rules
 from .cost import CostEstimator, QueryCost
 from .faults import FaultConfig
 from .querycache import DEFAULT_TARGET_AGE_SECONDS, FORCING_MODES, REFRESH_MODES, QueryCache, cache_key
@@ -317,13 +318,19 @@ class FakePostHog:
                  read_budget_capacity_hours: float = 24.0, read_budget_scope: str = "team",
                  execution_limit_rows: int | None = None, execution_limit_status: int = 504,
                  always_throttle: str | None = None, always_throttle_wait: int = 1,
-                 retry_after_format: str = "seconds", engine_errors_as_500: bool = False) -> None:
+                 retry_after_format: str = "seconds", engine_errors_as_500: bool = False,
+                 missing_tables: frozenset[str] | set[str] = frozenset(),
+                 persons_on_events_mode: str = rules.PERSONS_ON_EVENTS_MODES[0], record_queries: bool = False) -> None:
         """Options after `events_max_limit` (docs/fake-posthog-server-rules.md): the query result cache and
         its nominal target age; the read budget (None: on when rate limits are), its refill per hour,
         capacity in hours of refill and scope ("team" as PostHog, or "key"); the execution limit in rows
         scanned per query and its status (504 timeout or 512 estimated too long); a 429 for every request
         ("all") or every /query/ ("query") with the given wait; the Retry-After form ("seconds" or
-        "http-date"); and whether errors raised by the database engine answer 500 instead of 400."""
+        "http-date"); and whether errors raised by the database engine answer 500 instead of 400.
+        Every query is first judged by PostHog's own rules (rules.py): `missing_tables` are tables this
+        PostHog lacks (an older self-hosted one without `sessions`), `persons_on_events_mode` is the team's
+        mode PostHog resolves `events.person_id` by; `record_queries` keeps every query text judged
+        (`queries_seen`), for the test that enumerates what the connector sends."""
         if read_budget_scope not in ("team", "key"):
             raise ValueError("read_budget_scope must be 'team' or 'key'")
         if execution_limit_status not in (504, 512):
@@ -352,6 +359,9 @@ class FakePostHog:
         self.always_throttle_wait = always_throttle_wait
         self.retry_after_format = retry_after_format
         self.engine_errors_as_500 = engine_errors_as_500
+        self.missing_tables = frozenset(missing_tables)
+        self.persons_on_events_mode = persons_on_events_mode
+        self.queries_seen: list[str] | None = [] if record_queries else None
         # What the queries cost, per key name (world.keys) and per project: for tests and benchmarks.
         self.read_bytes_by_key: Counter[str] = Counter()
         self.query_count_by_key: Counter[str] = Counter()  # queries that ran (not cached, not refused)
@@ -823,6 +833,7 @@ class FakePostHog:
         from . import hogql
 
         def run() -> tuple[int, bytes, dict[str, str]]:
+            self.judge(text)
             try:
                 result = hogql.execute_hogql(self.world.cursor(), team_id, tz, text)
             except hogql.HogQLError as exc:
@@ -861,6 +872,16 @@ class FakePostHog:
                                concurrency_detail(team_id, self.limiter.config.query_concurrency,
                                                   str(uuidlib.uuid4())))
             return run()
+
+    def judge(self, text: str) -> None:
+        """PostHog's own rules first: what real PostHog refuses gets its 400 and message (rules.py)."""
+        if self.queries_seen is not None:
+            with self._lock:
+                self.queries_seen.append(text)
+        try:
+            rules.judge(text, self.persons_on_events_mode, self.missing_tables)
+        except rules.PostHogRefusal as exc:
+            raise ApiError(400, "validation_error", "query_error", str(exc)) from exc
 
     def query_stats(self) -> dict[str, Any]:
         """What the queries cost so far (the `server` part of GET /_fake/stats adds these)."""

@@ -94,6 +94,7 @@ CREATE TABLE person_distinct_ids(team_id INTEGER, distinct_id VARCHAR, person_id
   is_deleted BOOLEAN, version BIGINT);
 CREATE TABLE person_overrides(team_id INTEGER, old_person_id VARCHAR, override_person_id VARCHAR);
 CREATE TABLE cohort_people(team_id INTEGER, cohort_id BIGINT, person_id VARCHAR, version BIGINT);
+CREATE TABLE cohort_versions(team_id INTEGER, cohort_id BIGINT, version BIGINT);
 CREATE TABLE static_cohort_people(team_id INTEGER, cohort_id BIGINT, person_id VARCHAR);
 """
 
@@ -367,8 +368,10 @@ class World:
                 ts = f"""(CASE WHEN h2 % 100 = 0 THEN c - {day} - (hash(i, {s}, 3) % (6 * {day}))::BIGINT
                                WHEN h2 % 300 = 1 THEN c + (hash(i, {s}, 3) % 2000000)::BIGINT
                                ELSE c - (hash(i, {s}, 3) % 3000000)::BIGINT END)"""
+            # 95 % UUIDv7 (PostHog's SDKs), 2.5 % a UUIDv4 (a custom or old client: no session row in PostHog),
+            # 2.5 % none
             sid = f"""CASE WHEN h5 % 20 <> 0 THEN uuid_hex(hash({s}, {team_id}, t.k, tus // 1800000000), h5, '7')
-                      END"""
+                      WHEN h5 % 40 = 0 THEN uuid_hex(hash({s}, {team_id}, t.k, tus // 1800000000), h5, '4') END"""
             pick = "h5"
         groups = [(idx, n_) for (t, idx), n_ in sorted(GROUP_COUNTS.items()) if t == team_id]
         group_cols = []
@@ -514,6 +517,17 @@ class World:
         for team_id, rows in self.objects["cohorts"].items():
             for c in rows:
                 c["count"] = counts.get((team_id, c["id"]), 0) if not c["deleted"] else c["count"]
+        self._sync_cohort_versions()
+
+    def _sync_cohort_versions(self) -> None:
+        """`cohort_versions`: the (cohort, version) pairs HogQL's `cohort_people` serves, as PostHog reads them
+        from its database for each query (schema/cohort_people.py: dynamic, non-deleted cohorts whose
+        `version` is set; `is_calculating` is not consulted). Kept in step with every cohort change."""
+        pairs = [(team_id, c["id"], int(c["version"])) for team_id, rows in self.objects["cohorts"].items()
+                 for c in rows if not c["is_static"] and not c["deleted"] and c.get("version") is not None]
+        self.con.execute("DELETE FROM cohort_versions")
+        if pairs:
+            self.con.executemany("INSERT INTO cohort_versions VALUES (?, ?, ?)", pairs)
 
     # ------------------------------------------------------------------ metadata objects
     def _generate_objects(self, rng: random.Random) -> None:
@@ -804,10 +818,12 @@ class World:
         return [dict(zip(names, row, strict=True)) for row in rel.fetchall()]
 
     def truth_cohort_people(self, team_id: int) -> list[dict[str, Any]]:
-        """Membership of every cohort of the team: dynamic cohorts as last calculated (with their version),
-        static ones as uploaded (version None), ordered by cohort and person."""
+        """Membership of every cohort of the team: dynamic cohorts at their current version (with it; older
+        versions stay stored, as in PostHog's cohortpeople, until cleaned up), static ones as uploaded
+        (version None), ordered by cohort and person."""
         rows = self.cursor().execute("""
-            SELECT cohort_id, person_id, version, false FROM cohort_people WHERE team_id = ?
+            SELECT DISTINCT c.cohort_id, c.person_id, c.version, false FROM cohort_people c
+              JOIN cohort_versions v USING (team_id, cohort_id, version) WHERE c.team_id = ?
             UNION ALL SELECT cohort_id, person_id, NULL, true FROM static_cohort_people WHERE team_id = ?
             ORDER BY 1, 2""", [team_id, team_id]).fetchall()
         return [{"cohort_id": r[0], "person_id": r[1], "version": r[2], "is_static": r[3]} for r in rows]
@@ -1043,28 +1059,29 @@ class World:
             cohort = self._find("cohorts", team_id, cohort_id)
             if cohort.get("is_static"):
                 raise ValueError(f"cohort {cohort_id} is static: its people change by upload, not recalculation")
-            members = [r[0] for r in self.con.execute(
-                "SELECT person_id FROM cohort_people WHERE team_id = ? AND cohort_id = ? ORDER BY person_id",
-                [team_id, cohort_id]).fetchall()]
             version = int(cohort.get("version") or 0)
+            members = [r[0] for r in self.con.execute(
+                "SELECT person_id FROM cohort_people WHERE team_id = ? AND cohort_id = ? AND version = ? "
+                "ORDER BY person_id", [team_id, cohort_id, version]).fetchall()]
             if leave is None and join is None:
                 rng = random.Random(f"{self.seed}-cohort-{team_id}-{cohort_id}-{version}")
                 leaving = rng.sample(members, max(1, len(members) // 5)) if members else []
                 others = [r[0] for r in self.con.execute(
                     "SELECT id FROM persons WHERE team_id = ? AND NOT is_deleted AND id NOT IN "
-                    "(SELECT person_id FROM cohort_people WHERE team_id = ? AND cohort_id = ?) ORDER BY id",
-                    [team_id, team_id, cohort_id]).fetchall()]
+                    "(SELECT person_id FROM cohort_people WHERE team_id = ? AND cohort_id = ? AND version = ?) "
+                    "ORDER BY id", [team_id, team_id, cohort_id, version]).fetchall()]
                 joining = rng.sample(others, min(len(others), max(1, len(leaving))))
             else:
                 leaving, joining = list(leave or []), list(join or [])
             current = (set(members) - set(leaving)) | set(joining)
             version += 1
-            self.con.execute("DELETE FROM cohort_people WHERE team_id = ? AND cohort_id = ?", [team_id, cohort_id])
+            # the new version's rows are written beside the old ones (PostHog cleans old versions up later)
             if current:
                 self.con.executemany("INSERT INTO cohort_people VALUES (?, ?, ?, ?)",
                                      [(team_id, cohort_id, pid, version) for pid in sorted(current)])
             cohort.update(version=version, pending_version=version, count=len(current),
                           last_calculation=iso_z(make_dt(self._ingest_us(at))))
+            self._sync_cohort_versions()
             return {"version": version, "left": sorted(set(members) & set(leaving)),
                     "joined": sorted(set(joining) - set(members)), "count": len(current)}
 
@@ -1084,12 +1101,16 @@ class World:
                 if f in row:
                     row[f] = stamp
             row.update(changes)
+            if kind == "cohorts":
+                self._sync_cohort_versions()
             return public(row)
 
     def delete_object(self, kind: str, team_id: int, obj_id: Any) -> None:
         """Soft delete: the row stays stored but leaves every list."""
         with self.lock:
             _mark_deleted(kind, self._find(kind, team_id, obj_id))
+            if kind == "cohorts":
+                self._sync_cohort_versions()
 
     def add_object(self, kind: str, team_id: int, **fields: Any) -> dict[str, Any]:
         """Create an object of `kind` with default fields (created now) overridden by `fields`."""
@@ -1110,6 +1131,8 @@ class World:
                     row[f] = stamp
             row.update(fields)
             self.objects[kind][team_id].append(row)
+            if kind == "cohorts":
+                self._sync_cohort_versions()
             return public(row)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import statistics
 from collections import defaultdict
 from datetime import UTC, datetime
@@ -30,11 +31,19 @@ def test_generated_sessions_are_real(fake_world: World) -> None:
     assert sum(d > 3600 for d in durations) / len(durations) < 0.01
 
 
+UUID_V7 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 def test_sessions_table_matches_an_independent_aggregation(fake_world: World) -> None:
+    """One row per UUIDv7 `$session_id` (posthog/models/raw_sessions/sessions_v2.py keeps only version-7
+    UUIDs): events with another id, a v4 UUID here, belong to no session."""
     events = [e for e in fake_world.truth_events(1, as_dicts=True) if e["session_id"]]
+    others = {e["session_id"] for e in events if not UUID_V7.fullmatch(e["session_id"])}
+    assert others and all(s[14] == "4" for s in others)  # the generator's UUIDv4 ids exist
     grouped: dict[str, list[dict]] = defaultdict(list)
     for e in events:
-        grouped[e["session_id"]].append(e)
+        if UUID_V7.fullmatch(e["session_id"]):
+            grouped[e["session_id"]].append(e)
     truth = {s["session_id"]: s for s in fake_world.truth_sessions(1)}
     assert set(truth) == set(grouped)
     result = hogql(fake_world, "SELECT * FROM sessions ORDER BY session_id LIMIT 50000")
@@ -77,12 +86,12 @@ def test_sessions_change_while_events_arrive() -> None:
     before = len(world.truth_sessions(1))
     uuids = world.add_events(1, 40)
     sessions = {e["session_id"] for e in world.truth_events(1, as_dicts=True) if e["uuid"] in uuids}
-    sessions.discard(None)
+    sessions = {s for s in sessions if s and UUID_V7.fullmatch(s)}
     after = {s["session_id"]: s for s in world.truth_sessions(1)}
     assert sessions and sessions <= set(after) and len(after) >= before
     hidden = world.add_events(1, 5, hidden=True)
     hidden_sessions = {e["session_id"] for e in world.truth_events(1, as_dicts=True, include_hidden=True)
-                       if e["uuid"] in hidden} - {None}
+                       if e["uuid"] in hidden and e["session_id"] and UUID_V7.fullmatch(e["session_id"])}
     fresh = hidden_sessions - set(after)
     assert not fresh & {s["session_id"] for s in world.truth_sessions(1)}
     world.reveal_all()
@@ -93,15 +102,15 @@ def test_cohort_people_match_the_cohorts(fake_world: World) -> None:
     cohorts = {c["id"]: c for c in fake_world.visible_objects("cohorts", 1)}
     truth = fake_world.truth_cohort_people(1)
     dynamic = hogql(fake_world, "SELECT * FROM cohort_people ORDER BY cohort_id, person_id LIMIT 50000")
-    assert dynamic["columns"] == ["person_id", "cohort_id", "version"]
-    assert dynamic["types"] == [["person_id", "UUID"], ["cohort_id", "Int64"], ["version", "UInt64"]]
+    # schema/cohort_people.py: SELECT * is person_id, cohort_id (no version: it lives in raw_cohort_people)
+    assert dynamic["columns"] == ["person_id", "cohort_id"]
+    assert dynamic["types"] == [["person_id", "UUID"], ["cohort_id", "Int64"]]
     static = hogql(fake_world, "SELECT * FROM static_cohort_people ORDER BY cohort_id, person_id LIMIT 50000")
     assert static["columns"] == ["person_id", "cohort_id"]
     assert dynamic["results"] and static["results"]
     assert sorted((r[1], r[0]) for r in dynamic["results"]) == [
         (t["cohort_id"], t["person_id"]) for t in truth if not t["is_static"]]
-    for _person_id, cohort_id, version in dynamic["results"]:
-        assert not cohorts[cohort_id]["is_static"] and version == cohorts[cohort_id]["version"]
+    assert all(not cohorts[cohort_id]["is_static"] for _person_id, cohort_id in dynamic["results"])
     assert all(cohorts[r[1]]["is_static"] for r in static["results"])
     members: dict[int, int] = defaultdict(int)
     for t in truth:
@@ -122,8 +131,14 @@ def test_recalculate_cohort_changes_membership_and_version() -> None:
     updated = next(c for c in world.visible_objects("cohorts", 1) if c["id"] == cohort["id"])
     assert updated["version"] == cohort["version"] + 1 == out["version"]
     assert updated["last_calculation"] == "2026-03-15T13:00:00Z" and updated["count"] == len(after)
-    rows = hogql(world, f"SELECT DISTINCT version FROM cohort_people WHERE cohort_id = {cohort['id']}")["results"]
-    assert rows == [[out["version"]]]
+    # the old version's rows stay in raw_cohort_people; cohort_people serves only the current one
+    raw = hogql(world, "SELECT DISTINCT version FROM raw_cohort_people WHERE cohort_id = "
+                       f"{cohort['id']} ORDER BY version")["results"]
+    assert raw == [[cohort["version"]], [out["version"]]]
+    served = hogql(world, f"SELECT toString(person_id) FROM cohort_people WHERE cohort_id = {cohort['id']}")
+    assert {r[0] for r in served["results"]} == after
+    world.delete_object("cohorts", 1, cohort["id"])  # a deleted cohort's members leave cohort_people
+    assert not hogql(world, f"SELECT person_id FROM cohort_people WHERE cohort_id = {cohort['id']}")["results"]
     static = next(c for c in world.visible_objects("cohorts", 1) if c["is_static"])
     with pytest.raises(ValueError, match="static"):
         world.recalculate_cohort(1, static["id"])
