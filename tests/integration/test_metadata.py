@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -47,8 +48,10 @@ def assert_same_values(expected: dict[str, Any], loaded: dict[str, Any], endpoin
     assert loaded.get("_posthog_sentinel") is None
 
 
-def assert_tables_match_server(world: Any, workdir: Any) -> None:
+def assert_tables_match_server(world: Any, workdir: Any, tables: Sequence[str] | None = None) -> None:
     for endpoint in PROJECT_ENDPOINTS:
+        if tables is not None and endpoint.table not in tables:
+            continue
         expected = expected_rows(world, endpoint)
         loaded = loaded_rows(workdir, endpoint)
         assert set(loaded) == set(expected), endpoint.table
