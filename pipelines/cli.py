@@ -42,11 +42,12 @@ from pipelines.runner import (
     state_origin,
     validate_resources,
 )
-from posthog_source import ALL_TABLES, SETTING_NAMES, build_client, source_from_settings
+from posthog_source import ALL_TABLES, SETTING_NAMES, build_client, hogql, source_from_settings
 from posthog_source.catalogue import ENDPOINTS, HOGQL_TABLES
+from posthog_source.client import PostHogClient
 from posthog_source.config import load_settings, parse_instant, parse_project_ids
 from posthog_source.errors import ConfigurationError, PermissionDeniedError, PostHogSourceError
-from posthog_source.projects import discover_projects
+from posthog_source.projects import Project, discover_projects
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_AUTH, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 EXIT_SOME_TABLES_FAILED = 5  # some tables failed (each named), every other table loaded and committed
@@ -359,12 +360,29 @@ def cmd_check(args: argparse.Namespace) -> int:
     print(f"readable: {', '.join(readable)}")
     for table, scope in sorted(missing.items()):
         print(f"not readable: {table} (add the scope '{scope}:read' to the key)")
+    if "query" not in {s for t, s in missing.items()}:
+        probe_hogql_tables(client, [project for project, _ in projects])
     origin = state_origin(RunOptions(pipeline_name=args.pipeline_name, destination=args.destination,
                                      dataset_name=args.dataset_name))
     where = {"local": "in the local pipeline folder", "destination": "in the destination (restored by the next run)",
              "none": "none yet: the next run is a first run"}[origin]
     print(f"state of pipeline '{args.pipeline_name}' ({args.destination}): {where}")
     return EXIT_OK
+
+
+def probe_hogql_tables(client: PostHogClient, projects: Sequence[Project]) -> None:
+    """Whether this PostHog serves each HogQL table a run reads (an older self-hosted one may lack `sessions`):
+    one LIMIT 0 query per table and project, which PostHog resolves but which reads no rows."""
+    tables = sum(len(t) for t in hogql.TABLES_OF_RESOURCE.values())
+    print(f"HogQL tables ({tables} LIMIT 0 queries per project, reading no rows):")
+    for project in projects:
+        refused = {name: why for name in hogql.TABLES_OF_RESOURCE
+                   if (why := hogql.refusal(client, project, name)) is not None}
+        readable = [name for name in hogql.TABLES_OF_RESOURCE if name not in refused]
+        print(f"  project {project.id}: readable: {', '.join(readable) or 'none'}")
+        for name, why in refused.items():
+            print(f"  project {project.id}: not readable: {name} ({why}); a run loads the other tables and exits 5, "
+                  f"or leave it out with --exclude {name}")
 
 
 def _scope_allows(scopes: set[str], scope_object: str) -> bool:

@@ -35,7 +35,7 @@ import pyarrow.compute as pc
 from posthog_source import settings
 from posthog_source.answers import Answer, decode_answer
 from posthog_source.client import PostHogClient
-from posthog_source.errors import PostHogSourceError
+from posthog_source.errors import BadRequestError, PostHogSourceError
 from posthog_source.projects import Project
 
 logger = logging.getLogger("posthog_source")
@@ -172,6 +172,15 @@ COHORT_PEOPLE = HogQLTable(
 )
 STATIC_COHORT_PEOPLE = HogQLTable("static_cohort_people", COHORT_PEOPLE.columns, "cohort_id", "person_id")
 
+# What each HogQL resource reads, for `check`'s probe: one LIMIT 0 query per table (it reads no rows, but PostHog
+# parses and resolves it, so a table or field this PostHog lacks is refused as it would be in a run).
+TABLES_OF_RESOURCE: dict[str, tuple[HogQLTable, ...]] = {
+    "events": (EVENTS_BY_CREATED_AT,),
+    "persons": (PERSONS, DELETED_PERSONS),
+    "person_distinct_ids": (PERSON_DISTINCT_IDS,),
+    "sessions": (SESSIONS,),
+    "cohort_people": (COHORT_PEOPLE, STATIC_COHORT_PEOPLE),
+}
 
 # -- writing queries ----------------------------------------------------------------------------------
 def utc_literal(instant: pendulum.DateTime) -> str:
@@ -265,6 +274,18 @@ def count_rows(client: PostHogClient, project: Project, table: str, conditions: 
     rows = response.get("results") or [[0]]
     return int(rows[0][0])
 
+
+
+def refusal(client: PostHogClient, project: Project, resource: str) -> str | None:
+    """PostHog's message when it refuses what `resource` reads in `project` (None when every query of it is
+    accepted): a LIMIT 0 query per table, which PostHog parses and resolves but which reads no rows."""
+    for table in TABLES_OF_RESOURCE[resource]:
+        try:
+            client.post(query_path(project), query_body(build_query(table, (), None, 0), f"probe {table.table}"),
+                        what=f"{table.table} of project {project.id}")
+        except BadRequestError as exc:
+            return str(exc)
+    return None
 
 # -- paging ---------------------------------------------------------------------------------------------
 class RowWidth:

@@ -111,3 +111,21 @@ def test_the_command_line_names_each_failed_table_and_exits_5(make_fake_server, 
     excluded = subprocess.run([sys.executable, "-m", "pipelines", "run", "--exclude", "sessions"],
                               env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert excluded.returncode == 0, excluded.stderr
+
+
+def test_check_probes_each_hogql_table_and_names_what_this_posthog_lacks(make_fake_server, tmp_path):
+    server = make_fake_server(seed=34, events=1_000, missing_tables={"sessions"}, record_queries=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SOURCES__", "DESTINATION__"))}
+    env.update({"SOURCES__POSTHOG__API_KEY": server.world.keys["full"], "SOURCES__POSTHOG__HOST": server.url,
+                "DLT_DATA_DIR": str(tmp_path / "dlt")})
+    check = subprocess.run([sys.executable, "-m", "pipelines", "check"], env=env, cwd=tmp_path,
+                           capture_output=True, text=True, timeout=300)
+    assert check.returncode == 0, check.stderr
+    projects = [p["id"] for p in server.world.projects]
+    for project in projects:
+        assert (f"  project {project}: readable: events, persons, person_distinct_ids, cohort_people"
+                in check.stdout)
+        assert f"  project {project}: not readable: sessions (PostHog refused" in check.stdout
+    assert "--exclude sessions" in check.stdout
+    probes = [q for q in server.queries_seen if q.endswith("LIMIT 0")]
+    assert len(probes) == 7 * len(projects)  # events, persons, raw_persons, distinct ids, sessions, 2 cohort tables
