@@ -15,6 +15,7 @@ from datetime import datetime
 import orjson
 
 from .faults import FaultConfig
+from .rules import PERSONS_ON_EVENTS_MODES
 from .server import FakePostHog
 from .world import World
 
@@ -36,6 +37,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="share of events turned into 10-50 KB $exception / $ai_generation events")
     parser.add_argument("--property-padding", type=int, default=0,
                         help="bytes of `$padding` added to every event's properties (wide-row benchmarks)")
+    parser.add_argument("--persons-on-events-mode", choices=PERSONS_ON_EVENTS_MODES, default=PERSONS_ON_EVENTS_MODES[0],
+                        help="the team's mode, which decides what events.person_id is (default: PostHog's default)")
+    parser.add_argument("--missing-tables", default="",
+                        help="comma list of HogQL tables this PostHog lacks (an older self-hosted one: sessions)")
     args = parser.parse_args(argv)
 
     now = datetime.fromisoformat(args.now) if args.now else None
@@ -44,7 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     faults = FaultConfig.uniform(args.fault_rate, seed=args.fault_seed) if args.fault_rate > 0 else None
     server = FakePostHog(world, host=args.host, port=args.port, rate_limits=args.rate_limits,
                          time_scale=args.time_scale, faults=faults, retry_after_header=args.retry_after,
-                         events_max_limit=args.events_max_limit).start()
+                         events_max_limit=args.events_max_limit,
+                         persons_on_events_mode=args.persons_on_events_mode,
+                         missing_tables={t.strip() for t in args.missing_tables.split(",") if t.strip()}).start()
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

@@ -202,13 +202,28 @@ def _url_host(url: str) -> str:
     return f"split_part(split_part(split_part(split_part({rest}, '/', 1), '?', 1), '#', 1), ':', 1)"
 
 
-def _events_view(team_id: int, overrides: bool) -> str:
+# How `events.person_id` is resolved, by the team's persons-on-events mode (posthog_schema.json
+# `persons_on_events`, from posthog/hogql/database/schema/events.py and database.py): "override" (the default
+# mode, person_id_override_properties_joined, and person_id_override_properties_on_events) is the person the
+# event was ingested with unless a merge re-pointed it (PostHog: the override of the distinct id); "stored"
+# (person_id_no_override_properties_on_events) the ingested person as is; "pdi" (disabled) the distinct id's
+# current person through an INNER JOIN with person_distinct_ids, so an event whose distinct id has no live
+# person row leaves the answer of a query that reads person_id.
+PERSON_SOURCES = {"person_id_override_properties_joined": "override", "person_id_override_properties_on_events":
+                  "override", "person_id_no_override_properties_on_events": "stored", "disabled": "pdi"}
+
+
+def _events_view(team_id: int, persons: str) -> str:
     """Events as HogQL shows them: '' for absent session/window/group values (recorded `"$session_id": ""`),
-    `person_id` after merges (person overrides) beside the ingested `event_person_id`, the materialised
-    `elements_chain_*` columns."""
-    person = "coalesce(o.override_person_id, e.person_id)" if overrides else "e.person_id"
-    join = ("LEFT JOIN main.person_overrides o ON o.team_id = e.team_id AND o.old_person_id = e.person_id"
-            if overrides else "")
+    `person_id` as the team's mode resolves it (PERSON_SOURCES) beside the ingested `event_person_id`, the
+    materialised `elements_chain_*` columns."""
+    person, join = "e.person_id", ""
+    if persons == "override":
+        person = "coalesce(o.override_person_id, e.person_id)"
+        join = "LEFT JOIN main.person_overrides o ON o.team_id = e.team_id AND o.old_person_id = e.person_id"
+    elif persons == "pdi":
+        person = "pdi.person_id"
+        join = f"JOIN ({_view_sql('person_distinct_ids', team_id, 'stored')}) pdi ON pdi.distinct_id = e.distinct_id"
     return f"""
         SELECT e.uuid, e.event, e.properties, e."timestamp", e.team_id, e.distinct_id, e.elements_chain,
           e.created_at, coalesce(e."$session_id", '') AS "$session_id", coalesce(e."$session_id", '') AS session_id,
@@ -310,11 +325,11 @@ def sessions_view_sql(team_id: int | None = None, touched_table: str | None = No
             GROUP BY e.team_id, e."$session_id"))"""
 
 
-def _view_sql(name: str, team_id: int, overrides: bool) -> str:
+def _view_sql(name: str, team_id: int, persons: str) -> str:
     """Each table reference becomes one of these, so a query can only ever see its own team's live rows."""
     t = int(team_id)
     if name == "events":
-        return _events_view(t, overrides)
+        return _events_view(t, persons)
     if name == "persons":
         return _persons_view(t)
     if name == "raw_persons":
@@ -488,7 +503,7 @@ class _Translator:
     team_id: int
     project_tz: str
     cte_names: set[str] = field(default_factory=set)
-    overrides: bool = False
+    persons: str = "stored"  # how events.person_id is resolved (PERSON_SOURCES)
 
     def rewrite(self, node: exp.Expression) -> exp.Expression:
         """Post-order rewrite: children first, so each node sees already-translated operands."""
@@ -566,7 +581,7 @@ class _Translator:
             return node
         if name not in _VIEWS:
             raise HogQLError(f"Unknown table `{name}`. Available tables: {', '.join(_VIEWS)}")
-        view = sqlglot.parse_one(_view_sql(name, self.team_id, self.overrides), read="duckdb")
+        view = sqlglot.parse_one(_view_sql(name, self.team_id, self.persons), read="duckdb")
         subquery = exp.Subquery(this=view, alias=exp.TableAlias(this=exp.to_identifier(node.alias_or_name)))
         subquery.meta[_TABLE_META] = name
         return subquery
@@ -908,10 +923,12 @@ def _clean_duckdb_message(message: str) -> str:
     return " ".join(lines).replace("main.", "")
 
 
-def execute_hogql(con: duckdb.DuckDBPyConnection, team_id: int, team_timezone: str, query: str) -> dict:
-    """Run a HogQL query for one team and return the HogQLQuery response body, or raise HogQLError."""
+def execute_hogql(con: duckdb.DuckDBPyConnection, team_id: int, team_timezone: str, query: str,
+                  persons_on_events_mode: str = "person_id_override_properties_joined") -> dict:
+    """Run a HogQL query for one team and return the HogQLQuery response body, or raise HogQLError.
+    `persons_on_events_mode` is the team's mode, which decides what `events.person_id` is (PERSON_SOURCES)."""
     try:
-        return _execute(con, team_id, team_timezone, query)
+        return _execute(con, team_id, team_timezone, query, PERSON_SOURCES[persons_on_events_mode])
     except HogQLError:
         raise
     except duckdb.Error as e:
@@ -924,7 +941,7 @@ def execute_hogql(con: duckdb.DuckDBPyConnection, team_id: int, team_timezone: s
         raise HogQLError(f"Unsupported query ({type(e).__name__}: {e})") from e
 
 
-def _execute(con: duckdb.DuckDBPyConnection, team_id: int, team_timezone: str, query: str) -> dict:
+def _execute(con: duckdb.DuckDBPyConnection, team_id: int, team_timezone: str, query: str, persons: str) -> dict:
     if not isinstance(query, str) or not query.strip():
         raise HogQLError("Query is empty")
     _zone(team_timezone)
@@ -955,11 +972,13 @@ def _execute(con: duckdb.DuckDBPyConnection, team_id: int, team_timezone: str, q
     else:
         effective = fetch = min(asked, MAX_ROWS)
 
-    overrides = bool(
-        con.execute("SELECT count(*) FROM main.person_overrides WHERE team_id = ?", [int(team_id)]).fetchone()[0]
-    )
+    if persons == "override" and not con.execute(
+            "SELECT count(*) FROM main.person_overrides WHERE team_id = ?", [int(team_id)]).fetchone()[0]:
+        persons = "stored"  # no merge re-pointed an event: the same answer without the join
+    if persons == "pdi" and not any(c.name in ("person_id", "person") for c in tree.find_all(exp.Column)):
+        persons = "stored"  # PostHog joins person_distinct_ids only for a query that reads the person
     translated = _Translator(
-        team_id=team_id, project_tz=team_timezone, cte_names=cte_names, overrides=overrides
+        team_id=team_id, project_tz=team_timezone, cte_names=cte_names, persons=persons
     ).rewrite(tree)
     translated.set("limit", exp.Limit(expression=exp.Literal.number(fetch)))
     translated = _late_materialize(translated)

@@ -835,7 +835,7 @@ class FakePostHog:
         def run() -> tuple[int, bytes, dict[str, str]]:
             self.judge(text)
             try:
-                result = hogql.execute_hogql(self.world.cursor(), team_id, tz, text)
+                result = hogql.execute_hogql(self.world.cursor(), team_id, tz, text, self.persons_on_events_mode)
             except hogql.HogQLError as exc:
                 if self.engine_errors_as_500 and _raised_by_engine(exc):
                     raise ApiError(500, "server_error", "error", SERVER_ERROR_DETAIL) from exc

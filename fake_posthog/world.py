@@ -21,7 +21,7 @@ import duckdb
 import orjson
 import pyarrow as pa
 
-from .hogql import sessions_view_sql
+from .hogql import PERSON_SOURCES, sessions_view_sql
 
 # (team id, organisation index, name, time zone, share of the events)
 PROJECT_SPECS: tuple[tuple[int, int, str, str, float], ...] = (
@@ -767,18 +767,28 @@ class World:
                     if r.get("_archived") and not r.get("deleted")]
 
     # ------------------------------------------------------------------ ground truth
-    def truth_events(self, team_id: int, as_dicts: bool = False,
-                     include_hidden: bool = False) -> pa.Table | list[dict[str, Any]]:
+    def truth_events(self, team_id: int, as_dicts: bool = False, include_hidden: bool = False,
+                     persons_on_events_mode: str = "person_id_override_properties_joined",
+                     ) -> pa.Table | list[dict[str, Any]]:
         """Every queryable event of the team (plus the not yet visible ones with `include_hidden`): an Arrow
-        table (properties as JSON text), or dicts with parsed properties. `person_id` follows merges (what
-        HogQL's `events.person_id` shows); the person the event was ingested with is HogQL's `event_person_id`."""
+        table (properties as JSON text), or dicts with parsed properties. `person_id` is what HogQL's
+        `events.person_id` shows in the team's persons-on-events mode (hogql.PERSON_SOURCES; by default it
+        follows merges); the person the event was ingested with is HogQL's `event_person_id`. In mode
+        "disabled" an event whose distinct id has no live person is not among them (PostHog's INNER JOIN)."""
         source = "(SELECT * FROM events UNION ALL SELECT * FROM events_hidden)" if include_hidden else "events"
+        persons = PERSON_SOURCES[persons_on_events_mode]
+        person = {"override": "coalesce(o.override_person_id, e.person_id)", "stored": "e.person_id",
+                  "pdi": "d.person_id"}[persons]
+        pdi = ("JOIN (SELECT distinct_id, person_id FROM person_distinct_ids WHERE team_id = ? QUALIFY "
+               "row_number() OVER (PARTITION BY distinct_id ORDER BY version DESC) = 1 AND NOT is_deleted) d "
+               "ON d.distinct_id = e.distinct_id" if persons == "pdi" else "")
         table = self.cursor().execute(f"""
-            SELECT e.uuid, e.event, e.distinct_id, coalesce(o.override_person_id, e.person_id) AS person_id,
+            SELECT e.uuid, e.event, e.distinct_id, {person} AS person_id,
                    e.timestamp, e.created_at, e.properties, e.elements_chain, e."$session_id" AS session_id,
                    e.person_id AS event_person_id
             FROM {source} e LEFT JOIN person_overrides o ON o.team_id = e.team_id AND o.old_person_id = e.person_id
-            WHERE e.team_id = ? ORDER BY e.created_at, e.uuid""", [team_id]).to_arrow_table()
+            {pdi} WHERE e.team_id = ? ORDER BY e.created_at, e.uuid""",
+            [team_id, team_id] if pdi else [team_id]).to_arrow_table()
         if not as_dicts:
             return table
         rows = table.to_pylist()
