@@ -19,7 +19,8 @@ def merged_world(server: Any) -> tuple[dict[str, Any], set[str]]:
     world = server.world
     keep, merge = some_distinct_ids(world, 1, 2)
     merged = world.merge_persons(1, keep, merge)
-    old = {e["uuid"] for e in world.truth_events(1, as_dicts=True) if e["event_person_id"] == merged["merged_person_id"]}
+    old = {e["uuid"] for e in world.truth_events(1, as_dicts=True)
+           if e["event_person_id"] == merged["merged_person_id"]}
     assert old
     return merged, old
 
