@@ -11,6 +11,7 @@ import contextlib
 import ctypes
 import difflib
 import errno
+import importlib.util
 import logging
 import os
 import re
@@ -392,6 +393,9 @@ def _scope_allows(scopes: set[str], scope_object: str) -> bool:
 def cmd_demo(args: argparse.Namespace) -> int:
     from pipelines.demo import run_demo
 
+    if importlib.util.find_spec("hogql_parser") is None:
+        raise ConfigurationError("the demo's local PostHog judges queries with PostHog's HogQL parser, which is not "
+                                 "installed; install it with: pip install 'posthog-dlt[demo]'")
     target = Path(args.duckdb).absolute()
     check_writable_folder(target.parent, f"the DuckDB file {target.name}", "--duckdb")
     if args.html:
