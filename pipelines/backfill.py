@@ -62,14 +62,16 @@ def finished_windows(pipeline: dlt.Pipeline, scope: str) -> set[tuple[pendulum.D
 
 
 def backfill(
-    options: RunOptions, start_date: str, end_date: str | None, window: str, workers: int,
+    options: RunOptions, start_date: str, end_date: str | None, window: str, workers: int | None = None,
     handover_pipeline: str | None = None,
 ) -> dict[str, int]:
-    """Load events of [start_date, end_date or now) window by window; returns rows loaded per table."""
+    """Load events of [start_date, end_date or now) window by window, `workers` at once (default: the
+    `workers` setting); returns rows loaded per table."""
     start = parse_instant(start_date, "start_date")
     if start is None:
         raise ConfigurationError("backfill needs --start-date (ISO date such as 2024-01-01)")
     config = load_settings(**options.source_args)  # every setting, from flags, TOML and env alike
+    workers = workers or config.workers
     started_at = pendulum.now("UTC")
     end = parse_instant(end_date, "end_date")
     reaches_present = end is None or end >= started_at
@@ -91,6 +93,7 @@ def backfill(
              len(windows) - len(todo), len(todo))
     totals: dict[str, int] = {}
     batch_size = max(1, workers)
+    empty = 0
     for batch in _contiguous_batches(todo, batch_size):
         source_args = {**options.source_args, "start_date": batch[0][0].isoformat(),
                        "end_date": batch[-1][1].isoformat(), "workers": workers}
@@ -98,7 +101,13 @@ def backfill(
                              extra_resources=[window_marker(batch, scope, options.pipeline_name)]))
         for table, count in result.rows_extracted.items():
             totals[table] = totals.get(table, 0) + count
-        log.info("backfill: windows up to %s finished", batch[-1][1])
+        if result.rows_extracted.get("events", 0) == 0:
+            empty += len(batch)
+            log.debug("backfill: windows up to %s finished, no events in them", batch[-1][1])
+        else:
+            log.info("backfill: windows up to %s finished", batch[-1][1])
+    if empty:
+        log.info("backfill: %d of %d windows held no events", empty, len(todo))
     if reaches_present and handover_pipeline:
         handover_args = {**options.source_args, "start_date": end.isoformat(), "workers": workers,
                          "handover_watermark": started_at.subtract(seconds=lag).isoformat()}

@@ -11,6 +11,7 @@ import contextlib
 import ctypes
 import difflib
 import errno
+import importlib.metadata
 import importlib.util
 import logging
 import os
@@ -43,7 +44,7 @@ from pipelines.runner import (
     state_origin,
     validate_resources,
 )
-from posthog_source import ALL_TABLES, SETTING_NAMES, build_client, hogql, source_from_settings
+from posthog_source import ALL_TABLES, SETTING_NAMES, build_client, hogql, settings, source_from_settings
 from posthog_source.catalogue import ENDPOINTS, HOGQL_TABLES
 from posthog_source.client import PostHogClient
 from posthog_source.config import load_settings, parse_instant, parse_project_ids
@@ -134,11 +135,34 @@ def _toml_section(path: Path) -> dict[str, Any]:
     return section if isinstance(section, dict) else {}
 
 
+def misspelled_sections() -> list[str]:
+    """Sections and env var prefixes that look like [sources.posthog] but are not (`[source.posthog]`,
+    `SOURCE__POSTHOG__HOST`): dlt reads nothing from them, so their settings would be ignored without a word."""
+    found: list[str] = []
+    settings_dir = Path(dlt.current.run_context().settings_dir)
+    for name in ("config.toml", "secrets.toml"):
+        try:
+            data = tomllib.loads((settings_dir / name).read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+            continue
+        for top, value in data.items():
+            if top != "sources" and isinstance(value, dict) and "posthog" in value and \
+                    difflib.get_close_matches(top, ["sources"], n=1, cutoff=0.7):
+                found.append(f"[{top}.posthog] in .dlt/{name}")
+    prefixes = {name.upper().split("__POSTHOG__", 1)[0] for name in os.environ if "__POSTHOG__" in name.upper()}
+    for prefix in sorted(prefixes - {"SOURCES", "DESTINATION"}):
+        if difflib.get_close_matches(prefix, ["SOURCES"], n=1, cutoff=0.7):
+            found.append(f"{prefix}__POSTHOG__* environment variables")
+    return found
+
+
 def warn_unknown_config_keys(known: set[str] | None = None) -> None:
-    """One warning line per unknown key, naming the closest known one."""
+    """One warning line per unknown key, naming the closest known one, and per misspelled section."""
     for key, closest in unknown_config_keys(known if known is not None else known_source_keys()):
         hint = f"; did you mean '{closest}'?" if closest else ""
         log.warning("unknown setting '%s' under [%s] is ignored%s", key, SECTION, hint)
+    for where in misspelled_sections():
+        log.warning("%s are ignored: the section is [%s] (environment variables %s...)", where, SECTION, ENV_PREFIX)
 
 
 def check_writable_folder(folder: Path, what: str, setting: str) -> None:
@@ -335,7 +359,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         args.start_date,
         args.end_date,
         args.window,
-        args.workers or 4,
+        args.workers,
         handover_pipeline=None if args.no_handover else args.handover_pipeline,
     )
     print_row_counts(totals, "rows loaded by this backfill")
@@ -550,10 +574,20 @@ def positive_int(text: str) -> int:
     return value
 
 
+def package_version() -> str:
+    """The installed version of posthog-dlt (and dlt's, which decides the state and schema formats)."""
+    try:
+        ours = importlib.metadata.version("posthog-dlt")
+    except importlib.metadata.PackageNotFoundError:
+        ours = "unknown (not installed)"
+    return f"{ours} (dlt {importlib.metadata.version('dlt')})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="posthog-pipeline", description="Load PostHog into a warehouse with dlt.")
     debug_help = "show tracebacks and debug logs"
     parser.add_argument("--debug", action="store_true", help=debug_help)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
@@ -570,7 +604,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="filesystem destination: write Delta or Iceberg tables instead of parquet files")
         sub.add_argument("--pipeline-name", default=DEFAULT_PIPELINE_NAME)
         sub.add_argument("--workers", type=positive_int,
-                         help="parallel HogQL walks (default 4, within PostHog's limits)")
+                         help=f"parallel HogQL walks (default {settings.DEFAULT_WORKERS}, or the `workers` setting; "
+                              "PostHog runs 3 queries of a team at once)")
         sub.add_argument("--progress", action="store_true",
                          help="also log dlt's own counters every 10 s (a terminal shows a bar by default)")
 

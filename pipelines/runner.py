@@ -93,9 +93,10 @@ def validate_resources(names: Sequence[str] | None) -> list[str] | None:
 
 
 def default_duckdb_file() -> str:
-    """DESTINATION__DUCKDB__CREDENTIALS (or its toml key) when set, else DEFAULT_DUCKDB_FILE in the cwd."""
+    """DESTINATION__DUCKDB__CREDENTIALS (or its toml key) when set, else DEFAULT_DUCKDB_FILE in the cwd, as an
+    absolute path: dlt would otherwise resolve a relative one against the folder of the pipeline's last run."""
     configured = dlt.config.get("destination.duckdb.credentials")
-    return str(configured) if configured else DEFAULT_DUCKDB_FILE
+    return os.path.abspath(str(configured) if configured else DEFAULT_DUCKDB_FILE)
 
 
 def make_pipeline(options: RunOptions) -> dlt.Pipeline:
@@ -122,7 +123,7 @@ def _destination(options: RunOptions) -> Any:
     """DuckDB: our default file. Warehouses: a staging dataset per pipeline, so the processes of a fanned-out
     backfill (one pipeline name each) never truncate each other's staging tables mid-merge."""
     if options.destination == "duckdb":
-        path = options.duckdb_path or default_duckdb_file()
+        path = os.path.abspath(options.duckdb_path or default_duckdb_file())
         return dlt.destinations.duckdb(DuckDbCredentials(path, global_config=DUCKDB_LOADER_CONFIG))
     if options.destination == "filesystem":
         # Parquet for every table (dlt's default for rows that are not Arrow pages is JSON lines).
@@ -206,17 +207,54 @@ def prepare(pipeline: dlt.Pipeline, options: RunOptions) -> tuple[StateOrigin, d
     local = _has_local_state(pipeline)
     if finish_pending(pipeline, options):
         return "local", _rows_stored(pipeline, None)
+    if local and destination_state(options) != _state_id(pipeline.state):
+        pipeline.drop()  # the local state is not the state of this destination: it must not be continued
     before = pipeline.state.get("_version_hash")
     with _duckdb_file_lock(options):
         pipeline.sync_destination()
+    where = describe_destination(options)
     if pipeline.state.get("_version_hash") != before and pipeline.state.get("_state_version", 0) > 0:
-        log.info("pipeline state restored from the destination (dataset %s)", pipeline.dataset_name)
+        if local:
+            log.info("the local pipeline state is not the one %s holds: continuing from the destination's", where)
+        else:
+            log.info("pipeline state restored from %s", where)
         return "destination", {}
     if local and _has_local_state(pipeline):
         return "local", {}
     if local:
-        log.info("the local pipeline state has no data in the destination any more: starting over")
+        log.info("%s holds no state of this pipeline (a new or emptied destination): starting over from start_date",
+                 where)
     return "none", {}
+
+
+StateId = tuple[int, str]
+
+
+def _state_id(state: Any) -> StateId | None:
+    """A state's version and hash (None for a pipeline that never ran)."""
+    version = int(state.get("_state_version", 0))
+    return (version, str(state.get("_version_hash"))) if version > 0 else None
+
+
+def destination_state(options: RunOptions) -> StateId | None:
+    """The version of this pipeline's state the destination holds (dlt stores it with every load), read through
+    a throw-away working folder so the real one is left as it is; None when it holds none. A DuckDB file that
+    does not exist is not created."""
+    if options.destination == "duckdb" and not os.path.exists(options.duckdb_path or default_duckdb_file()):
+        return None
+    with tempfile.TemporaryDirectory(prefix="posthog-dlt-state-") as scratch:
+        fresh = make_pipeline(replace(options, pipelines_dir=scratch, progress=NullCollector()))
+        with _duckdb_file_lock(options):
+            fresh.sync_destination()
+        return _state_id(fresh.state)
+
+
+def describe_destination(options: RunOptions) -> str:
+    """Where a run writes, for the lines that say where its state came from."""
+    if options.destination == "duckdb":
+        return f"the DuckDB file {os.path.abspath(options.duckdb_path or default_duckdb_file())} (dataset " \
+               f"{options.dataset_name})"
+    return f"the {options.destination} destination's dataset {options.dataset_name}"
 
 
 def _has_local_state(pipeline: dlt.Pipeline) -> bool:
@@ -227,22 +265,18 @@ def _has_local_state(pipeline: dlt.Pipeline) -> bool:
 def state_origin(options: RunOptions) -> StateOrigin:
     """Where the next run of `options` would find its state, without changing anything (for `check`).
 
-    "local" when the working folder holds a state; otherwise the destination is asked for the state dlt stored
-    there ("destination" if found, "none" if not), through a throw-away working folder so the real one is
-    left as it is. A DuckDB file that does not exist is not created.
+    "local" when the working folder holds the state the destination holds (or a killed run's package, which
+    the next run loads first); "destination" when the destination holds a state the local folder does not
+    have (a fresh worker, or a local state of another destination); "none" when the destination holds none:
+    the next run is a first run, whatever the local folder holds.
     """
+    remote = destination_state(options)
     working_dir = Path(options.pipelines_dir or get_dlt_pipelines_dir()) / options.pipeline_name
     if working_dir.is_dir():  # only then: dlt.pipeline() would create the folder and an empty state
         probe = make_pipeline(options)
-        if _has_local_state(probe) or probe.has_pending_data:
+        if probe.has_pending_data or (_has_local_state(probe) and _state_id(probe.state) == remote):
             return "local"
-    if options.destination == "duckdb" and not os.path.exists(options.duckdb_path or default_duckdb_file()):
-        return "none"
-    with tempfile.TemporaryDirectory(prefix="posthog-dlt-state-") as scratch:
-        fresh = make_pipeline(replace(options, pipelines_dir=scratch))
-        with _duckdb_file_lock(options):
-            fresh.sync_destination()
-        return "destination" if int(fresh.state.get("_state_version", 0)) > 0 else "none"
+    return "destination" if remote is not None else "none"
 
 
 # Delta and Iceberg tables (the filesystem destination's table formats) have no delete-insert, which the source

@@ -368,7 +368,7 @@ class PostHogClient:
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.headers.update({
-            "Authorization": f"Bearer {check_api_key(api_key)}",
+            "Authorization": f"Bearer {check_api_key(api_key, self.base_url)}",
             "User-Agent": settings.USER_AGENT,
             "Accept": "application/json",
         })

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
@@ -20,18 +21,19 @@ _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
 _DURATION_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
-# Where a personal API key is created (docs/posthog-api.md, "Keys and scopes").
-PERSONAL_KEY_HELP = (
-    "create a personal API key (phx_...) in PostHog under Settings > Personal API keys "
-    "(https://us.posthog.com/settings/user-api-keys) and set it as SOURCES__POSTHOG__API_KEY or api_key "
-    "in .dlt/secrets.toml"
-)
+def personal_key_help(host: str | None = None) -> str:
+    """Where a personal API key is made, on the user's own PostHog (docs/posthog-api.md, "Keys and scopes")."""
+    base = (host or settings.HOST_SHORTCUTS[settings.DEFAULT_HOST]).rstrip("/")
+    return (f"create a personal API key (phx_...) in PostHog under Settings > Personal API keys "
+            f"({base}/settings/user-api-keys) and set it as SOURCES__POSTHOG__API_KEY or api_key in "
+            ".dlt/secrets.toml")
 _HOSTNAME = re.compile(r"[A-Za-z0-9.-]+")
 _IPV6 = re.compile(r"[0-9A-Fa-f:.]+")
 
 
-def check_api_key(api_key: str | None) -> str:
-    """The key, stripped; a missing key or a project token is refused before any request is sent."""
+def check_api_key(api_key: str | None, host: str | None = None) -> str:
+    """The key, stripped; a missing key or a project token is refused before any request is sent (naming where
+    `host`, the user's PostHog, makes personal keys)."""
     key = str(api_key or "").strip()
     if not key:
         raise ConfigurationError(
@@ -40,7 +42,7 @@ def check_api_key(api_key: str | None) -> str:
         )
     if key.startswith("phc_"):
         raise AuthenticationError(
-            "the API key is a project token (phc_...), which only sends events to PostHog; " + PERSONAL_KEY_HELP
+            "the API key is a project token (phc_...), which only sends events to PostHog; " + personal_key_help(host)
         )
     return key
 
@@ -88,17 +90,30 @@ def _is_loopback(hostname: str) -> bool:
         return False
 
 
+def parse_list(value: str | int | Iterable[Any], name: str) -> list[Any]:
+    """Every list setting, one way: a TOML or JSON list (`[1, 2]`, `["$browser", "seats:int"]`, also as an env
+    var's text), a comma list (`1,2`, `$browser,seats:int`) or one value."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                parsed = tomllib.loads(f"v = {text}")["v"]
+            except tomllib.TOMLDecodeError:
+                raise ConfigurationError(
+                    f"{name} '{text}' is not a list; write it as a comma list (a,b) or a list such as "
+                    '["a", "b"]') from None
+            return list(parsed)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    if isinstance(value, int):
+        return [value]
+    return list(value)
+
+
 def parse_project_ids(value: str | int | Iterable[str | int] | None) -> list[int] | None:
     """`"1,2"`, `[1, 2]`, `3` or None (every project the key can read) -> sorted unique ids."""
     if value is None or value == "" or value == []:
         return None
-    items: Iterable[str | int]
-    if isinstance(value, int):
-        items = [value]
-    elif isinstance(value, str):
-        items = [part for part in re.split(r"[,\s]+", value.strip("[] ")) if part]
-    else:
-        items = value
+    items = parse_list(value, "project_ids")
     ids: set[int] = set()
     for item in items:
         text = str(item).strip().strip("'\"")
@@ -201,7 +216,8 @@ class SourceSettings:
                 f"unknown setting {', '.join(unknown)}; known settings: {', '.join(SETTING_NAMES)}"
             )
         given = {k: v for k, v in values.items() if v is not None}
-        api_key = check_api_key(given.get("api_key"))
+        host = resolve_host(given.get("host"))
+        api_key = check_api_key(given.get("api_key"), host)
         start = parse_instant(given.get("start_date"), "start_date")
         end = parse_instant(given.get("end_date"), "end_date")
         check_range(start, end)
@@ -210,13 +226,11 @@ class SourceSettings:
                 f"start_date {start.to_iso8601_string()} is in the future; give a date in the past "
                 "(or leave it out to load the whole history)"
             )
-        promoted = given.get("promoted_properties") or ()
-        if isinstance(promoted, str):
-            promoted = [p for p in promoted.split(",") if p.strip()]
+        promoted = parse_list(given.get("promoted_properties") or (), "promoted_properties")
         rate_limits = given.get("rate_limits")
         return cls(
             api_key=api_key,
-            host=resolve_host(given.get("host")),
+            host=host,
             project_ids=_tuple_or_none(parse_project_ids(given.get("project_ids"))),
             start_date=start,
             end_date=end,

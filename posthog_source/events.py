@@ -234,7 +234,7 @@ def _plan_range(
     windows = group_windows(buckets, counts, settings.WINDOW_TARGET_ROWS)
     plans = [QueryPlan(project, hogql.EVENTS_BY_TIMESTAMP, lo, hi, *created, "window") for lo, hi in windows]
     summary = (f"project {project.id} ({project.name}): {rows:,} events from {scan_lo.to_date_string()} to "
-               f"{scan_hi.to_date_string()} in {len(windows)} windows")
+               f"{scan_hi.to_date_string()} in {len(windows)} window{'' if len(windows) == 1 else 's'}")
     return ProjectPlan(plans, marks, rows, summary)
 
 
@@ -354,7 +354,9 @@ def events_resource(client: PostHogClient, catalog: ProjectCatalog, config: Sour
         for project in projects:
             marks = EventMarks(watermarks.get(project.id), swept_to.get(project.id), swept_at.get(project.id))
             planned = plan_events(project, marks, config, now, count)
-            logger.info("events %s", planned.summary)
+            # an empty range is said once by whoever asked for it (a backfill of a mostly empty history has
+            # hundreds): at debug level here
+            logger.log(logging.INFO if planned.plans else logging.DEBUG, "events %s", planned.summary)
             plans += planned.plans
             expected += planned.expected_rows
             if planned.marks is not None and planned.marks.watermark is not None:

@@ -169,6 +169,20 @@ def test_a_misspelled_setting_is_named_with_the_closest_key(server, tmp_path):
                                 "'start_date'?")
 
 
+def test_a_misspelled_section_is_named(server, tmp_path):
+    """`[source.posthog]` and SOURCE__POSTHOG__* are read by nobody: said, not silently ignored."""
+    (tmp_path / ".dlt").mkdir()
+    (tmp_path / ".dlt" / "config.toml").write_text('[source.posthog]\nstart_date = "2024-01-01"\n')
+    env = {"SOURCES__POSTHOG__API_KEY": server.world.keys["full"], "SOURCES__POSTHOG__HOST": server.url,
+           "SOURCE__POSTHOG__START_DATE": "2024-01-01"}
+    result = cli(["check"], env, tmp_path)
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if "are ignored: the section is" in line]
+    assert len(warnings) == 2, result.stderr
+    assert "[source.posthog] in .dlt/config.toml are ignored" in warnings[0]
+    assert "SOURCE__POSTHOG__* environment variables are ignored" in warnings[1]
+
+
 def read_only_runner() -> list[str]:
     """A prefix under which a chmod 0555 folder is really read-only: none for a normal user; for root (CI
     containers), a user namespace without a mapping, where root's permission override does not apply."""

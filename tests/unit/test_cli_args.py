@@ -129,3 +129,23 @@ def test_an_unwritable_folder_is_named_with_the_setting_to_change(tmp_path: Path
         check_writable_folder(tmp_path / "plain-file" / "sub", "x", "Y")
     check_writable_folder(tmp_path / "new" / "folder", "x", "Y")
     assert (tmp_path / "new" / "folder").is_dir()
+
+
+def test_version_names_ours_and_dlts(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("posthog-pipeline ") and "(dlt 1." in out
+
+
+def test_a_project_token_is_told_where_its_own_posthog_makes_personal_keys() -> None:
+    from posthog_source.config import SourceSettings
+    from posthog_source.errors import AuthenticationError
+
+    with pytest.raises(AuthenticationError) as refused:
+        SourceSettings.parse(api_key="phc_" + "a" * 40, host="https://posthog.example.com")
+    assert "https://posthog.example.com/settings/user-api-keys" in str(refused.value)
+    assert "us.posthog.com" not in str(refused.value)
+    with pytest.raises(AuthenticationError, match="https://eu.posthog.com/settings/user-api-keys"):
+        SourceSettings.parse(api_key="phc_" + "a" * 40, host="eu")
