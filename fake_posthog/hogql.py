@@ -364,6 +364,7 @@ _VIEWS = tuple(_TABLE_COLUMNS)
 # sqlglot function nodes whose DuckDB translation keeps ClickHouse's meaning for our purposes.
 _ALLOWED_FUNCS: tuple[type[exp.Expression], ...] = (
     exp.Count,
+    exp.CountIf,
     exp.Min,
     exp.Max,
     exp.Sum,

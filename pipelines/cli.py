@@ -533,7 +533,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     options = _run_options(args)
     start = parse_instant(options.source_args.pop("start_date", None), "start_date")  # the range checked,
     end = parse_instant(options.source_args.pop("end_date", None), "end_date")  # not the source's bounds
-    outcome = verify_and_repair(VerifyOptions(options, start, end, repair=args.repair))
+    outcome = verify_and_repair(VerifyOptions(options, start, end, repair=args.repair, promised=not args.every_row))
     print(format_report(outcome.first))
     if outcome.repair is not None:
         print(format_repair(outcome.repair))
@@ -549,6 +549,9 @@ def add_verify_parser(commands: Any, common: Callable[[argparse.ArgumentParser],
     verify_parser.add_argument("--end-date", help="end of the comparison (default: now minus ingestion_lag)")
     verify_parser.add_argument("--repair", action="store_true",
                                help="re-read the differing project-days, remove what PostHog no longer holds")
+    verify_parser.add_argument("--every-row", action="store_true",
+                               help="compare with every row PostHog holds, not only what the last run promised "
+                                    "(rows left for the next run or the late sweep then count as differences)")
     verify_parser.set_defaults(handler=cmd_verify)
 
 

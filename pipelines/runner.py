@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import fcntl
 import logging
 import os
@@ -236,17 +237,30 @@ def _state_id(state: Any) -> StateId | None:
     return (version, str(state.get("_version_hash"))) if version > 0 else None
 
 
-def destination_state(options: RunOptions) -> StateId | None:
-    """The version of this pipeline's state the destination holds (dlt stores it with every load), read through
-    a throw-away working folder so the real one is left as it is; None when it holds none. A DuckDB file that
-    does not exist is not created."""
+def destination_pipeline_state(options: RunOptions) -> dict[str, Any] | None:
+    """This pipeline's state as the destination holds it (dlt stores it with every load, so it is what that
+    data was committed with), read through a throw-away working folder so the real one is left as it is;
+    None when it holds none. A DuckDB file that does not exist is not created."""
     if options.destination == "duckdb" and not os.path.exists(options.duckdb_path or default_duckdb_file()):
         return None
     with tempfile.TemporaryDirectory(prefix="posthog-dlt-state-") as scratch:
         fresh = make_pipeline(replace(options, pipelines_dir=scratch, progress=NullCollector()))
         with _duckdb_file_lock(options):
             fresh.sync_destination()
-        return _state_id(fresh.state)
+        return copy.deepcopy(dict(fresh.state)) if _state_id(fresh.state) is not None else None
+
+
+def destination_state(options: RunOptions) -> StateId | None:
+    """The version of this pipeline's state the destination holds; None when it holds none."""
+    held = destination_pipeline_state(options)
+    return _state_id(held) if held is not None else None
+
+
+def committed_resource_state(options: RunOptions, resource: str) -> dict[str, Any]:
+    """One resource's state (its marks) as committed with the data the destination holds."""
+    held = destination_pipeline_state(options) or {}
+    sources = held.get("sources") or {}
+    return dict(((sources.get("posthog") or {}).get("resources") or {}).get(resource) or {})
 
 
 def describe_destination(options: RunOptions) -> str:

@@ -27,7 +27,14 @@ from typing import Any
 import pendulum
 
 from pipelines import lake
-from pipelines.runner import RunOptions, default_duckdb_file, destination_lock, make_pipeline, run
+from pipelines.runner import (
+    RunOptions,
+    committed_resource_state,
+    default_duckdb_file,
+    destination_lock,
+    make_pipeline,
+    run,
+)
 from posthog_source import build_client, hogql, settings
 from posthog_source.client import PostHogClient
 from posthog_source.config import SourceSettings, check_range, load_settings
@@ -92,6 +99,83 @@ def diff_person_counts(posthog: Mapping[int, int], destination: Mapping[int, int
     )
 
 
+# -- what the pipeline has promised to hold ----------------------------------------------------------
+@dataclass(frozen=True)
+class Promise:
+    """What the last committed run of a project promised to hold, from its marks (committed with the data):
+    every event ingested before `watermark`, except those ingested since `late_since` whose `timestamp` is
+    before `late_before` (older than `max_lateness` at that run), which wait for the next late sweep."""
+
+    watermark: pendulum.DateTime
+    late_since: pendulum.DateTime
+    late_before: pendulum.DateTime
+    next_sweep: pendulum.DateTime | None  # at or after this instant, the next run sweeps
+
+
+@dataclass(frozen=True)
+class DayCounts:
+    """PostHog's events of one project-day, by what the pipeline promised of them."""
+
+    promised: int  # ingested before the watermark and not waiting for the sweep: must be in the destination
+    waiting: int = 0  # old events ingested since the last sweep: in the destination or not, either is right
+    later: int = 0  # ingested at or after the watermark: the next run reads them
+
+    @property
+    def most(self) -> int:
+        return self.promised + self.waiting
+
+
+@dataclass
+class Pending:
+    """Rows the destination does not hold yet, on purpose (reported, never a difference)."""
+
+    ingested_after: int = 0  # events ingested after the last run's watermark (ingestion_lag included)
+    waiting_for_sweep: int = 0  # events older than max_lateness ingested since the last sweep
+    next_sweep: pendulum.DateTime | None = None
+    persons_new: int = 0  # persons created after the last run
+    persons_deleted: int = 0  # persons PostHog deleted or merged away, removed by the next sweep
+
+    def __bool__(self) -> bool:
+        return bool(self.ingested_after or self.waiting_for_sweep or self.persons_new or self.persons_deleted)
+
+
+def _instant(value: Any) -> pendulum.DateTime | None:
+    return pendulum.parse(str(value)).in_timezone("UTC") if value else None  # type: ignore[union-attr]
+
+
+def promises(options: RunOptions, config: SourceSettings) -> dict[int, Promise]:
+    """Each project's promise, from the events marks the destination holds (none for stateless windows)."""
+    marks = committed_resource_state(options, "events")
+    found: dict[int, Promise] = {}
+    for project, value in (marks.get("created_at_watermark") or {}).items():
+        watermark = _instant(value)
+        if watermark is None:
+            continue
+        swept_to = _instant((marks.get("late_swept_to") or {}).get(project)) or watermark
+        swept_at = _instant((marks.get("late_swept_at") or {}).get(project))
+        found[int(project)] = Promise(watermark, swept_to - config.ingestion_overlap,
+                                      watermark - config.max_lateness,
+                                      swept_at + config.late_sweep if swept_at is not None else None)
+    return found
+
+
+def judge_days(posthog: Mapping[DayKey, DayCounts], destination: Mapping[DayKey, int],
+               pending: Pending) -> list[DayDifference]:
+    """The project-days that really differ: fewer rows than promised, or more than PostHog holds. What lies
+    between is pending by design and is added to `pending`."""
+    differences = []
+    for key in sorted(set(posthog) | set(destination)):
+        counts, held = posthog.get(key, DayCounts(0)), destination.get(key, 0)
+        if held < counts.promised:
+            differences.append(DayDifference(key[0], key[1], counts.promised, held))
+        elif held > counts.most:
+            differences.append(DayDifference(key[0], key[1], counts.most, held))
+        else:
+            pending.waiting_for_sweep += counts.most - held
+        pending.ingested_after += counts.later
+    return differences
+
+
 @dataclass
 class VerifyOptions:
     """`run` names the pipeline, destination and dataset as `posthog-pipeline run` would (its `source_args`
@@ -101,6 +185,9 @@ class VerifyOptions:
     start_date: pendulum.DateTime | None = None  # default: the first UTC day the destination holds
     end_date: pendulum.DateTime | None = None  # default: now minus ingestion_lag
     repair: bool = False
+    # Compare with what the pipeline has promised to hold (its committed marks); False compares with every
+    # row PostHog holds (rows the pipeline leaves for later then show as differences).
+    promised: bool = True
 
 
 @dataclass
@@ -114,6 +201,7 @@ class VerifyReport:
     queries: int  # HogQL queries sent to PostHog
     read_bytes: int | None  # bytes PostHog reports having read, when it reports them
     notes: list[str] = field(default_factory=list)
+    pending: Pending = field(default_factory=Pending)  # rows left for later on purpose: not differences
 
     @property
     def equal(self) -> bool:
@@ -161,14 +249,39 @@ class _PostHog:
             self.read_bytes = (self.read_bytes or 0) + read
         return response
 
-    def events_per_day(self, project: Project, lo: pendulum.DateTime, hi: pendulum.DateTime) -> dict[DayKey, int]:
-        counts = hogql.count_by_day(self.client, project, range_condition("timestamp", lo, hi), "verify events per day")
-        self.queries += 1
-        return {(project.id, day.date()): n for day, n in counts}
+    def events_per_day(self, project: Project, lo: pendulum.DateTime, hi: pendulum.DateTime,
+                       promise: Promise | None = None) -> dict[DayKey, DayCounts]:
+        """Events per UTC day of `timestamp`; with a promise, split by what it promised (one query either way,
+        reading two columns of the range)."""
+        if promise is None:
+            counts = hogql.count_by_day(self.client, project, range_condition("timestamp", lo, hi),
+                                        "verify events per day")
+            self.queries += 1
+            return {(project.id, day.date()): DayCounts(n) for day, n in counts}
+        before = hogql.utc_literal(promise.watermark)
+        waiting = (f"created_at >= {hogql.utc_literal(promise.late_since)} AND "
+                   f"timestamp < {hogql.utc_literal(promise.late_before)}")
+        query = (f"SELECT toString(toDate(toTimeZone(timestamp, 'UTC'))) AS day, "
+                 f"countIf(created_at < {before} AND NOT ({waiting})) AS promised, "
+                 f"countIf(created_at < {before} AND {waiting}) AS waiting, "
+                 f"countIf(created_at >= {before}) AS later FROM events "
+                 f"WHERE {' AND '.join(range_condition('timestamp', lo, hi))} GROUP BY day ORDER BY day "
+                 f"LIMIT {settings.HOGQL_MAX_ROWS}")
+        rows = self.query(project, query, "events per day by promise").get("results") or []
+        return {(project.id, pendulum.parse(str(day)).date()): DayCounts(int(a), int(b), int(c))
+                for day, a, b, c in rows}
 
     def persons(self, project: Project) -> int:
         rows = self.query(project, "SELECT count() FROM persons", "persons count").get("results") or [[0]]
         return int(rows[0][0])
+
+    def persons_by_promise(self, project: Project, watermark: pendulum.DateTime) -> tuple[int, int, int]:
+        """Persons created before the last run, all persons, and persons ever deleted (merged away included)."""
+        rows = self.query(project, f"SELECT countIf(created_at < {hogql.utc_literal(watermark)}), count() "
+                                   "FROM persons", "persons count").get("results") or [[0, 0]]
+        deleted = self.query(project, "SELECT count(DISTINCT id) FROM raw_persons WHERE is_deleted = 1",
+                             "deleted persons count").get("results") or [[0]]
+        return int(rows[0][0] or 0), int(rows[0][1] or 0), int(deleted[0][0] or 0)  # or 0: no rows at all
 
     def uuids(self, project: Project, lo: pendulum.DateTime, hi: pendulum.DateTime) -> Iterator[str]:
         """Every event uuid of the project in [lo, hi), in keyset pages on the uuid (no OFFSET with a personal
@@ -375,18 +488,52 @@ def _range(options: VerifyOptions, destination: _Destination, ids: Sequence[int]
 
 
 def _compare_events(posthog: _PostHog, destination: _Destination, projects: Sequence[Project],
-                    start: pendulum.DateTime, end: pendulum.DateTime) -> list[DayDifference]:
-    """One grouped count on the destination, one per project on PostHog, compared day by day."""
+                    start: pendulum.DateTime, end: pendulum.DateTime, promised: Mapping[int, Promise],
+                    pending: Pending) -> list[DayDifference]:
+    """One grouped count on the destination, one per project on PostHog, compared day by day: against what
+    the pipeline promised to hold where its marks say (rows it leaves for later are pending, not missing)."""
     theirs = destination.events_per_day([p.id for p in projects], start, end)
     differences: list[DayDifference] = []
     for project in projects:
-        ours = posthog.events_per_day(project, start, end)
+        promise = promised.get(project.id)
+        ours = posthog.events_per_day(project, start, end, promise)
         mine = {k: n for k, n in theirs.items() if k[0] == project.id}
-        found = diff_counts(ours, mine)
-        log.info("verify: project %d (%s): %d days, PostHog %s events, destination %s, %d days differ",
-                 project.id, project.name, _days(start, end), f"{sum(ours.values()):,}",
-                 f"{sum(mine.values()):,}", len(found))
+        found = judge_days(ours, mine, pending)
+        if promise is not None and promise.next_sweep is not None:
+            pending.next_sweep = min(pending.next_sweep or promise.next_sweep, promise.next_sweep)
+        total = sum(c.most + c.later for c in ours.values())
+        log.info("verify: project %d (%s): %d days, PostHog %s events (%s promised), destination %s, %d days differ",
+                 project.id, project.name, _days(start, end), f"{total:,}",
+                 f"{sum(c.promised for c in ours.values()):,}", f"{sum(mine.values()):,}", len(found))
         differences += found
+    return differences
+
+
+def _compare_persons(posthog: _PostHog, destination: _Destination, projects: Sequence[Project],
+                     options: RunOptions | None, pending: Pending) -> list[PersonsDifference]:
+    """Persons per project: those created before the last run must all be there; persons created since, and
+    deleted ones the next sweep removes (at most as many as PostHog ever deleted), are pending. Without
+    `options` (no promise asked for), every person PostHog holds is compared."""
+    theirs = destination.persons([p.id for p in projects])
+    marks = committed_resource_state(options, "persons").get("events_watermark") or {} if options else {}
+    differences: list[PersonsDifference] = []
+    for project in projects:
+        held = theirs.get(project.id, 0)
+        watermark = _instant(marks.get(str(project.id)))
+        if watermark is None:
+            total = posthog.persons(project)
+            if held != total:
+                differences.append(PersonsDifference(project.id, total, held))
+            continue
+        promised, total, deleted = posthog.persons_by_promise(project, watermark)
+        if held < promised:
+            differences.append(PersonsDifference(project.id, promised, held))
+        elif held > promised + deleted:
+            differences.append(PersonsDifference(project.id, promised + deleted, held))
+        else:
+            pending.persons_new += total - promised
+            pending.persons_deleted += held - promised
+    log.info("verify: persons of %d projects compared, %d differ", len(projects), len(differences))
     return differences
 
 
@@ -409,22 +556,23 @@ def verify(options: VerifyOptions, client: PostHogClient | None = None) -> Verif
                 "first, or check --destination, --dataset-name and --pipeline-name"
             )
         start, end = _range(options, destination, ids, where, has_events)
+        pending = Pending()
         events: list[DayDifference] = []
         if has_events:
-            events = _compare_events(posthog, destination, projects, start, end)
+            promised = promises(options.run, _settings(options.run)) if options.promised else {}
+            events = _compare_events(posthog, destination, projects, start, end, promised, pending)
         else:
             notes.append(f"{where} has no events table: events not compared")
         persons: list[PersonsDifference] | None = None
         if has_persons:
-            theirs = destination.persons(ids)
-            persons = diff_person_counts({p.id: posthog.persons(p) for p in projects}, theirs)
-            log.info("verify: persons of %d projects compared, %d differ", len(projects), len(persons))
+            persons = _compare_persons(posthog, destination, projects, options.run if options.promised else None,
+                                       pending)
         else:
             notes.append(f"{where} has no persons table: persons not compared")
     return VerifyReport(
         start=start, end=end, project_ids=ids, days_compared=_days(start, end) * len(projects) if has_events else 0,
         events=events, persons=persons, queries=client.stats.by_class.get("query", 0) - queries_before,
-        read_bytes=posthog.read_bytes, notes=notes,
+        read_bytes=posthog.read_bytes, notes=notes, pending=pending,
     )
 
 
@@ -573,6 +721,7 @@ def format_report(report: VerifyReport, title: str = "verify") -> str:
         lines.append(f"persons of project {p.project_id}: PostHog {p.posthog:,}, destination {p.destination:,} "
                      f"({p.difference:+,})")
     lines += [f"note: {n}" for n in report.notes]
+    lines += _pending_lines(report.pending)
     cost = f"{report.queries} queries sent to PostHog"
     if report.read_bytes is not None:
         cost += f", {_bytes(report.read_bytes)} read"
@@ -584,6 +733,25 @@ def format_report(report: VerifyReport, title: str = "verify") -> str:
         f"{cost}"
     )
     return "\n".join(lines)
+
+
+def _pending_lines(pending: Pending) -> list[str]:
+    """Rows the destination does not hold yet on purpose, each with when it will."""
+    lines = []
+    if pending.ingested_after:
+        lines.append(f"pending: {pending.ingested_after:,} events ingested after the last run (or inside "
+                     "ingestion_lag): the next run loads them")
+    if pending.waiting_for_sweep:
+        when = (f"next sweep at {pending.next_sweep.isoformat()} or the first run after it"
+                if pending.next_sweep is not None else "the next late sweep")
+        lines.append(f"pending: {pending.waiting_for_sweep:,} events older than max_lateness ingested since the last "
+                     f"sweep, waiting for it ({when})")
+    if pending.persons_new:
+        lines.append(f"pending: {pending.persons_new:,} persons created after the last run: the next run loads them")
+    if pending.persons_deleted:
+        lines.append(f"pending: {pending.persons_deleted:,} persons PostHog deleted or merged away: removed at the "
+                     "next late sweep")
+    return lines
 
 
 def format_repair(summary: RepairSummary) -> str:

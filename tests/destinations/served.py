@@ -17,8 +17,8 @@ class ServedEvents:
         self.uuids: list[str] = []
         original = fake_hogql.execute_hogql
 
-        def recording(con: Any, team_id: int, team_timezone: str, query: str) -> dict[str, Any]:
-            result = original(con, team_id, team_timezone, query)
+        def recording(con: Any, team_id: int, team_timezone: str, query: str, *more: Any) -> dict[str, Any]:
+            result = original(con, team_id, team_timezone, query, *more)
             columns = [str(c) for c in result.get("columns") or []]
             if "FROM events" in query and columns and "uuid" in columns[0]:
                 self.uuids.extend(str(row[0]) for row in result.get("results") or [])

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from datetime import date
+from datetime import UTC, date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -103,8 +103,9 @@ def pick_day(world: Any, team_id: int, at_least: int, skip: int = 0) -> tuple[da
 
 # -- tests ---------------------------------------------------------------------------------------------
 def test_an_exact_destination_verifies_equal_with_one_count_query_per_project_and_table(loaded, monkeypatch):
-    """The cost: one grouped events count and one persons count per project, each named, forced past the
-    result cache, the events one bounded on `timestamp` on both sides."""
+    """The cost: one grouped events count (split by what the last run promised), one persons count (split the
+    same way) and one count of deleted persons per project, each named, forced past the result cache, the
+    events one bounded on `timestamp` on both sides."""
     server, workdir = loaded
     bodies: list[dict[str, Any]] = []
     original = server.h_query
@@ -118,14 +119,15 @@ def test_an_exact_destination_verifies_equal_with_one_count_query_per_project_an
     report = outcome.first
     assert outcome.equal and report.events == [] and report.persons == []
     projects = len(server.world.projects)
-    assert report.queries == len(bodies) == 2 * projects
+    assert report.queries == len(bodies) == 3 * projects
     assert all(b["refresh"] == "force_blocking" and b["name"].startswith("posthog-dlt verify") for b in bodies)
     counts = [b["query"]["query"] for b in bodies if "FROM events" in b["query"]["query"]]
     assert len(counts) == projects
     for text in counts:
         assert "toDate(toTimeZone(timestamp, 'UTC'))" in text and "GROUP BY day" in text
         assert "timestamp >= toDateTime64('" in text and "timestamp < toDateTime64('" in text and "'UTC')" in text
-    assert sum(1 for b in bodies if b["query"]["query"] == "SELECT count() FROM persons") == projects
+    assert sum(1 for b in bodies if b["query"]["query"].endswith("count() FROM persons")) == projects
+    assert sum(1 for b in bodies if "FROM raw_persons WHERE is_deleted = 1" in b["query"]["query"]) == projects
     # the default range starts on the destination's first UTC day
     first = min(r["timestamp"] for r in read_rows(workdir, "events"))
     assert report.start.date() == first.date() and report.start.hour == 0
@@ -152,7 +154,7 @@ def test_rows_deleted_from_the_destination_are_listed_by_project_day_and_nothing
     assert listed_days(result.stdout) == expected
     summary = result.stdout.strip().splitlines()[-1]
     assert summary.startswith("verify: ") and ", 3 differ" in summary
-    assert f"; {2 * len(world.projects)} queries sent to PostHog" in summary
+    assert f"; {3 * len(world.projects)} queries sent to PostHog" in summary
     assert "verify: project 2 (" in result.stderr  # progress per project
     assert read_rows(workdir, "events") == before_events and read_rows(workdir, "persons") == before_persons
 
@@ -194,11 +196,11 @@ def test_repair_reads_exactly_the_differing_days_and_ends_exact(loaded):
     # exactly the differing project-days were re-read: PostHog's rows of those days, no others
     reread = len(events_a) + len(events_b) - 3 + len(events_c) - 1
     assert f"3 windows re-read ({reread:,} events loaded), 4 events removed" in repair_line
-    # the cost: two verifies (2 queries per project each), one uuid page per day, and per re-read window one
+    # the cost: two verifies (3 queries per project each), one uuid page per day, and per re-read window one
     # count query and one page
     projects = len(world.projects)
     assert "3 uuid queries and about 6 re-read queries" in repair_line
-    assert queries == 2 * 2 * projects + 3 + 3 * 2
+    assert queries == 2 * 3 * projects + 3 + 3 * 2
     assert out[-1].startswith("after repair: ") and ", 0 differ" in out[-1]
     assert_exact_uuids(world, workdir)
     assert_events_exact(world, workdir)
@@ -231,12 +233,11 @@ def test_a_persons_count_mismatch_is_reported(loaded):
     assert result.returncode == 4, result.stderr
     truth = {p["id"]: len(server.world.truth_persons(p["id"])) for p in server.world.projects}
     lines = [line for line in result.stdout.splitlines() if line.startswith("persons of project")]
-    assert lines == [
-        f"persons of project 1: PostHog {truth[1]:,}, destination {truth[1] - 1:,} (-1)",
-        f"persons of project 2: PostHog {truth[2]:,}, destination {truth[2] - 3:,} (-3)",
-    ]
+    assert lines == [f"persons of project 1: PostHog {truth[1]:,}, destination {truth[1] - 1:,} (-1)"]
+    # project 2's new persons were created after the last run: pending, not a difference
+    assert "pending: 3 persons created after the last run: the next run loads them" in result.stdout
     assert listed_days(result.stdout) == {}  # events are still equal
-    assert "2 differ" in result.stdout.splitlines()[-1]
+    assert "1 differ" in result.stdout.splitlines()[-1]
 
     repaired = cli(workdir, server, "--repair")  # persons are not repaired: said so, and still exit 4
     assert repaired.returncode == 4
@@ -256,3 +257,31 @@ def test_a_malformed_date_is_a_one_line_error(loaded):
     server, workdir = loaded
     result = cli(workdir, server, "--start-date", "yesterday-ish")
     assert result.returncode == 2 and result.stderr.startswith("error: start_date 'yesterday-ish' is not a date")
+
+
+def test_rows_left_for_later_on_purpose_are_pending_not_differences(make_fake_server, tmp_path):
+    """Right after a good run, verify exits 0: events ingested after it (ingestion_lag included) and events
+    older than max_lateness waiting for the late sweep are reported as pending, with their counts. A real
+    loss still exits 4 (before: 70, then 62, then 49 days 'differed' after every good run)."""
+    server = make_fake_server(seed=6, events=4_000)
+    world = server.world
+    run_pipeline(server, tmp_path, resources=["events", "persons"], pipeline_name=PIPELINE, late_sweep="1d")
+    very_late = world.add_events(1, 7, late_by=timedelta(days=20)) + world.add_events(2, 4, late_by=timedelta(days=30))
+    recent = world.add_events(1, 9)
+    run_pipeline(server, tmp_path, resources=["events", "persons"], pipeline_name=PIPELINE, late_sweep="1d")
+    loaded = {r["uuid"] for r in read_rows(tmp_path, "events")}
+    assert set(recent) <= loaded and not set(very_late) & loaded  # the very late ones wait for the sweep
+    after = world.add_events(3, 5)  # ingested after the last run
+
+    result = cli(tmp_path, server)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"pending: {len(after)} events ingested after the last run" in result.stdout
+    assert f"pending: {len(very_late)} events older than max_lateness ingested since the last sweep" in result.stdout
+    assert "next sweep at " in result.stdout and ", 0 differ" in result.stdout.splitlines()[-1]
+
+    lost = next(r for r in read_rows(tmp_path, "events") if r["project_id"] == 1 and r["uuid"] not in recent)
+    duckdb_sql(tmp_path, "DELETE FROM posthog.events WHERE project_id = 1 AND uuid = ?", [lost["uuid"]])
+    result = cli(tmp_path, server)
+    assert result.returncode == 4
+    day = lost["timestamp"].astimezone(UTC).date()
+    assert listed_days(result.stdout)[(1, day)][2] == -1
