@@ -7,6 +7,8 @@ import copy
 import fcntl
 import logging
 import os
+import re
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -158,7 +160,10 @@ def run(options: RunOptions) -> RunResult:
             source.resources.add(extra)
         apply_destination_hints(source, options)
         with _plain_files_rules(options):
-            pipeline.extract(source, table_format=options.table_format)  # type: ignore[arg-type]
+            try:
+                pipeline.extract(source, table_format=options.table_format)  # type: ignore[arg-type]
+            finally:
+                drop_abandoned_extracts(pipeline)
             failed = failures.failed if failures is not None else {}
             withdraw_tables(pipeline, failed)
             pipeline.normalize()
@@ -168,6 +173,23 @@ def run(options: RunOptions) -> RunResult:
                 log.info("parquet files are append-only: each table's current rows are the views in %s "
                          "(latest load per project for snapshots, latest row per key; docs/destinations.md)", where)
     return RunResult(load_info, _rows_stored(pipeline, control), origin, finished, failed)
+
+
+# dlt extracts into a folder of its own under <working dir>/normalize/ (named by 16 hex digits) and moves the
+# package to `extracted/` once the extract completes; an extract that failed or was killed leaves its folder
+# behind, one per failure (issue: four failures left four). Nothing in them is ever loaded.
+_EXTRACT_FOLDER = re.compile(r"[0-9a-f]{16}")
+
+
+def drop_abandoned_extracts(pipeline: dlt.Pipeline) -> None:
+    """Remove the folders of extracts that never completed (after every extract, failed or not)."""
+    normalize = Path(pipeline.working_dir) / "normalize"
+    if not normalize.is_dir():
+        return
+    for folder in normalize.iterdir():
+        if folder.is_dir() and _EXTRACT_FOLDER.fullmatch(folder.name):
+            shutil.rmtree(folder, ignore_errors=True)
+            log.debug("removed the folder of an extract that did not complete: %s", folder)
 
 
 def withdraw_tables(pipeline: dlt.Pipeline, tables: Iterable[str]) -> None:

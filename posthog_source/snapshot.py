@@ -57,6 +57,8 @@ class ControlRows:
                 flagged = pa.compute.sum(data.column(SENTINEL_COLUMN).cast(pa.int64())).as_py() or 0
             elif isinstance(data, list):
                 flagged = sum(1 for row in data if isinstance(row, dict) and row.get(SENTINEL_COLUMN))
+            elif isinstance(data, dict):  # dlt maps the rows of a yielded list one by one
+                flagged = 1 if data.get(SENTINEL_COLUMN) else 0
             else:
                 flagged = 0
             if flagged:

@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from fake_posthog.server import ApiError
 from posthog_source.catalogue import ENDPOINTS
 from tests.helpers import read_rows, run_pipeline, table_exists
@@ -129,3 +131,25 @@ def test_check_probes_each_hogql_table_and_names_what_this_posthog_lacks(make_fa
     assert "--exclude sessions" in check.stdout
     probes = [q for q in server.queries_seen if q.endswith("LIMIT 0")]
     assert len(probes) == 7 * len(projects)  # events, persons, raw_persons, distinct ids, sessions, 2 cohort tables
+
+
+def test_a_failed_run_leaves_no_extract_folder_behind(make_fake_server, tmp_path):
+    """A run that stops mid-extract (here the key is refused halfway: exit 3) leaves nothing in the pipeline's
+    folder that a later run would not use (before: one abandoned extract folder per failure)."""
+    server = make_fake_server(seed=35, events=1_000)
+    original = server.throttle
+
+    def refuse_queries(key: Any, route: Any, req: Any) -> None:
+        if "/query/" in req.path:
+            raise ApiError(401, "authentication_error", "authentication_failed", "Invalid personal API key.")
+        original(key, route, req)
+
+    server.throttle = refuse_queries
+    for _ in range(3):
+        with pytest.raises(Exception, match="API key"):
+            run_pipeline(server, tmp_path, resources=["events", "feature_flags"])
+    normalize = tmp_path / "pipelines" / "posthog" / "normalize"
+    assert sorted(p.name for p in normalize.iterdir() if p.is_dir()) == ["extracted"]
+    server.throttle = original
+    assert run_pipeline(server, tmp_path, resources=["events", "feature_flags"]).failed_tables == {}
+    assert_events_exact(server.world, tmp_path)
