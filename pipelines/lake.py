@@ -21,13 +21,16 @@ they are. `current_rows_sql` spells the rule for one table; `write_views` stores
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from typing import Any
 
 import dlt
 
 from posthog_source.snapshot import BLANK_KEY_VALUES, SENTINEL_COLUMN
 
 VIEWS_FILE = "_posthog_views.sql"
+LOAD_ID_SETTING = "NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_LOAD_ID"
 BLANK_KEYS_SQL = "(" + ", ".join(f"'{v}'" for v in BLANK_KEY_VALUES) + ")"
 LOAD_ID = "_dlt_load_id"
 # Files written before load ids were added to Arrow pages: dlt's default layout names each file
@@ -101,6 +104,24 @@ def views_sql(pipeline: dlt.Pipeline, base_url: str) -> str:
                                finished_loads_sql(base_url))
         statements.append(f"CREATE OR REPLACE VIEW {_quote(name)} AS\n{sql};")
     return "\n\n".join(statements) + "\n"
+
+
+def load_files(pipeline: dlt.Pipeline, source: Any, **run_args: Any) -> Any:
+    """What `posthog-pipeline run --destination filesystem` does, for a library user's own dlt pipeline:
+    `pipeline.run(source)` into parquet files with every Arrow page carrying its `_dlt_load_id` (the reading
+    rule needs it; dlt adds it to JSON rows only unless told), then the views written next to the tables.
+    Returns dlt's LoadInfo. Read the tables through `<bucket_url>/<dataset>/_posthog_views.sql`, never the raw
+    files: they hold every load's rows and each project's sentinel rows."""
+    added = LOAD_ID_SETTING not in os.environ
+    if added:
+        os.environ[LOAD_ID_SETTING] = "true"
+    try:
+        info = pipeline.run(source, loader_file_format="parquet", **run_args)
+    finally:
+        if added:
+            os.environ.pop(LOAD_ID_SETTING, None)
+    write_views(pipeline)
+    return info
 
 
 def write_views(pipeline: dlt.Pipeline) -> str | None:

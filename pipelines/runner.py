@@ -458,7 +458,7 @@ def _defaults_in_env(defaults: dict[str, str]) -> Iterator[None]:
             os.environ.pop(name, None)
 
 
-_LOAD_ID_SETTING = "NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_LOAD_ID"
+_LOAD_ID_SETTING = lake.LOAD_ID_SETTING
 # What dlt says about every merged table of a plain-files run, once per table and run (merges become appends,
 # sentinel rows are not deletions there), and once per Arrow page about the `_dlt_load_id` column it adds (the
 # column's hints differ from the page's until the normalizer writes it): the rule replacing all of it is logged
