@@ -23,10 +23,11 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
+import re
 import sys
 import types
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -339,7 +340,46 @@ class Judge:
 def judge(query: str, persons_on_events_mode: str = PERSONS_ON_EVENTS_MODES[0],
           missing_tables: frozenset[str] = frozenset()) -> None:
     """Raise PostHogRefusal with PostHog's message when PostHog would refuse `query`; `missing_tables` are
-    tables this PostHog does not have (an older self-hosted instance without `sessions`)."""
+    tables this PostHog does not have (an older self-hosted instance without `sessions`).
+
+    PostHog's parser takes 50-200 ms a query, so each verdict is kept for the query's shape (its text with
+    every literal blanked): what a query may name does not depend on its literals' values. A text whose
+    literals do not scan (an unterminated string) has no shape and is always parsed."""
+    key = _shape(query)
+    if key is None:
+        _judge(query, persons_on_events_mode, missing_tables)
+        return
+    verdict = _verdict(key, query, persons_on_events_mode, missing_tables)
+    if verdict is not None:
+        raise PostHogRefusal(verdict)
+
+
+_LITERAL = re.compile(r"'(?:[^'\\]|\\.)*'|(?<![\w$`.])\d+(?:\.\d+)?(?![\w`])")
+
+
+def _shape(query: str) -> str | None:
+    shaped = _LITERAL.sub("0", query)
+    return None if "'" in shaped else shaped
+
+
+@lru_cache(maxsize=4096)
+def _verdict_of_shape(shape: str, persons_on_events_mode: str, missing_tables: frozenset[str]) -> str | None:
+    try:
+        _judge(_VERDICT_SOURCE[shape], persons_on_events_mode, missing_tables)
+    except PostHogRefusal as exc:
+        return str(exc)
+    return None
+
+
+_VERDICT_SOURCE: dict[str, str] = {}  # a shape -> the first text seen with it (judged in its own words)
+
+
+def _verdict(shape: str, query: str, mode: str, missing: frozenset[str]) -> str | None:
+    _VERDICT_SOURCE.setdefault(shape, query)
+    return _verdict_of_shape(shape, mode, missing)
+
+
+def _judge(query: str, persons_on_events_mode: str, missing_tables: frozenset[str]) -> None:
     tree = parse(query)
     judge_ = Judge(persons_on_events_mode, missing_tables)
     judge_.statement(tree, None)
