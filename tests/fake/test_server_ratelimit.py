@@ -98,7 +98,8 @@ def slow_hogql(monkeypatch: pytest.MonkeyPatch) -> None:
     class HogQLError(Exception):
         pass
 
-    def execute_hogql(con: object, team_id: int, team_timezone: str, query: str) -> dict[str, object]:
+    def execute_hogql(con: object, team_id: int, team_timezone: str, query: str, *more: object,
+                      ) -> dict[str, object]:
         time.sleep(1.0)
         return {"results": [[team_id]], "columns": ["team"], "types": [["team", "Int64"]], "hasMore": False}
 
