@@ -44,6 +44,7 @@ from pipelines.runner import (
     state_origin,
     validate_resources,
 )
+from pipelines.terminal import LinesAboveBars, TableBars
 from posthog_source import ALL_TABLES, SETTING_NAMES, build_client, hogql, settings, source_from_settings
 from posthog_source.catalogue import ENDPOINTS, HOGQL_TABLES
 from posthog_source.client import PostHogClient
@@ -274,9 +275,14 @@ def progress_collector(log_dlt_counters: bool) -> Collector:
         return dlt.progress.log(10, logger=sys.stderr, dump_system_stats=False)
     if sys.stderr.isatty():
         logging.getLogger("posthog_source.progress").setLevel(logging.WARNING)
+        above = LinesAboveBars(sys.stderr)  # log lines go above the bars, never through them
+        for name in ("posthog_source", "pipelines"):
+            logger = logging.getLogger(name)
+            if logger.handlers:
+                above.setFormatter(logger.handlers[0].formatter)
+            logger.handlers[:] = [above]
         # tqdm draws nothing on a terminal that reports no width (some CI pseudo-terminals): give it one.
-        size = shutil.get_terminal_size((100, 24))
-        return dlt.progress.tqdm(colour="green", file=sys.stderr, ncols=size.columns, nrows=size.lines)
+        return TableBars(sys.stderr, shutil.get_terminal_size((100, 24)).columns)
     return NullCollector()
 
 

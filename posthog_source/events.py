@@ -384,6 +384,7 @@ def events_resource(client: PostHogClient, catalog: ProjectCatalog, config: Sour
 
         yield from interleave([producer(plan) for plan in plans], config.workers,
                               buffered=settings.EVENT_PAGES_IN_FLIGHT)
+        progress.finish()
         for marks_of in (watermarks, swept_to, swept_at):  # committed by dlt only with the loaded data
             marks_of.commit()
 

@@ -38,6 +38,12 @@ class Progress:
         with self._lock:
             self.read += n
 
+    def finish(self) -> None:
+        """The table's last page was read: its bar ends at what was read (the count queries may have counted
+        rows a page then left out, or fewer than arrived while reading), so it reaches 100 %."""
+        with contextlib.suppress(Exception):
+            dlt.current.pipeline().collector.update(self.table, inc=0, total=self.read)
+
     def window_done(self) -> str:
         """Count a finished window and log its line; returns the line."""
         with self._lock:
