@@ -466,6 +466,27 @@ def error_chain(exc: BaseException) -> list[BaseException]:
 _OS_ERROR_TEXT = re.compile(r"""["']?(?P<path>/[^"':]*)["']?:?\s*(?P<reason>Permission denied|Read-only file system)""")
 
 
+def missing_fields_line(error: BaseException, text: str) -> str:
+    """dlt's missing-configuration error as one line naming each missing field and the environment variable
+    that sets it (dlt's own line names only the outer field, `credentials`, and the rest needs --debug)."""
+    missing: list[str] = []
+
+    def walk(traces: Any, prefix: str) -> None:
+        for name, found in (traces or {}).items():
+            nested = [t for t in found if hasattr(t, "traces")]
+            if nested:
+                walk(nested[0].traces, f"{prefix}{name}.")
+                continue
+            keys = [t.key for t in found if "environment" in str(getattr(t, "provider", "")).lower()]
+            env = next((k for k in keys if k.startswith(("DESTINATION__", "SOURCES__"))), keys[-1] if keys else None)
+            missing.append(f"{prefix}{name}" + (f" (set {env})" if env else ""))
+
+    walk(getattr(error, "traces", None), "")
+    if not missing:
+        return f"missing configuration: {text.splitlines()[0]}"
+    return f"missing configuration: {'; '.join(missing)}; or give them in .dlt/secrets.toml"
+
+
 def explain(exc: BaseException) -> tuple[int, str]:
     """Exit code and one line for any failure, looking through the wrappers dlt puts around errors."""
     chain = error_chain(exc)
@@ -497,7 +518,7 @@ def explain(exc: BaseException) -> tuple[int, str]:
                     "the filesystem destination needs a bucket_url; set DESTINATION__FILESYSTEM__BUCKET_URL or "
                     "bucket_url under [destination.filesystem] in .dlt/config.toml"
                 )
-            return EXIT_BAD_INPUT, f"missing configuration: {text.splitlines()[0]}"
+            return EXIT_BAD_INPUT, missing_fields_line(error, text)
         if type(error).__module__.split(".")[0] in ("tomlkit", "tomllib", "toml") or "TomlDecodeError" in name:
             return EXIT_BAD_INPUT, f"a .dlt config file has a syntax error ({text.splitlines()[0]}); fix it"
         if "Could not set lock" in text or "Conflicting lock" in text:

@@ -149,3 +149,17 @@ def test_a_project_token_is_told_where_its_own_posthog_makes_personal_keys() -> 
     assert "us.posthog.com" not in str(refused.value)
     with pytest.raises(AuthenticationError, match="https://eu.posthog.com/settings/user-api-keys"):
         SourceSettings.parse(api_key="phc_" + "a" * 40, host="eu")
+
+
+def test_a_missing_destination_field_is_named_with_its_variable(capsys: pytest.CaptureFixture[str],
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: `Missing 1 field(s) ... credentials` (the field name only with --debug)."""
+    for name, value in {"HOST": "127.0.0.1", "USERNAME": "loader", "DATABASE": "analytics"}.items():
+        monkeypatch.setenv(f"DESTINATION__POSTGRES__CREDENTIALS__{name}", value)
+    monkeypatch.delenv("DESTINATION__POSTGRES__CREDENTIALS", raising=False)
+    monkeypatch.setenv("SOURCES__POSTHOG__API_KEY", "phx_" + "a" * 40)
+    monkeypatch.setenv("SOURCES__POSTHOG__HOST", "http://127.0.0.1:9")
+    assert main(["run", "--destination", "postgres", "--resources", "projects"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == ("error: missing configuration: credentials.password (set "
+                   "DESTINATION__POSTGRES__CREDENTIALS__PASSWORD); or give them in .dlt/secrets.toml")
