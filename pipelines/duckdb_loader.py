@@ -194,24 +194,34 @@ def drop_staged_events(connection: Any, dataset: str) -> bool:
     return True
 
 
-def delete_old_copies(connection: Any, dataset: str, files: Sequence[str]) -> int:
-    """Delete from `<dataset>.events` the rows whose (project_id, uuid) is in the parquet `files` (the events
-    about to be appended); the rows deleted. When those rows are in more than DELETE_BATCH_ROW_GROUPS row
-    groups, in batches of that many with a CHECKPOINT after each.
-
-    The rows are found once, with their row numbers. The CHECKPOINTs between batches do not compact row
-    groups (`max_vacuum_tasks` 0: compacting renumbers rows, which lost rows in
-    tests/unit/test_duckdb_deletes.py), and every statement matches the key as well as the number, so a row
-    whose number moved anyway would be left, never another deleted. The next CHECKPOINT compacts."""
+def find_old_copies(connection: Any, dataset: str, files: Sequence[str]) -> int:
+    """Note (in the connection's temporary table posthog_old_copies) the rows of `<dataset>.events` whose
+    (project_id, uuid) is in the parquet `files`, the events about to be appended, with their row numbers;
+    how many. `delete_old_copies` deletes exactly those once the new copies are in: at no instant is an event
+    missing from the table (between the append and the delete it is there twice)."""
+    connection.execute("DROP TABLE IF EXISTS posthog_old_copies")
     if not files or not has_events_table(connection, dataset):
         return 0
     table = f'"{dataset}"."events"'
     sources = ", ".join("'" + path.replace("'", "''") + "'" for path in files)
     connection.execute(
-        f"CREATE OR REPLACE TEMP TABLE posthog_old_copies AS SELECT e.rowid AS rid, e.project_id, e.uuid "
+        f"CREATE TEMP TABLE posthog_old_copies AS SELECT e.rowid AS rid, e.project_id, e.uuid "
         f"FROM {table} AS e SEMI JOIN (SELECT project_id, uuid FROM read_parquet([{sources}])) AS s "
         "ON e.project_id = s.project_id AND e.uuid = s.uuid"
     )
+    return int(connection.execute("SELECT count(*) FROM posthog_old_copies").fetchone()[0])
+
+
+def delete_old_copies(connection: Any, dataset: str) -> int:
+    """Delete the rows `find_old_copies` noted; the rows deleted. When they are in more than
+    DELETE_BATCH_ROW_GROUPS row groups, in batches of that many with a CHECKPOINT after each.
+
+    Appending does not renumber the rows already there. The CHECKPOINTs between batches do not compact row
+    groups (`max_vacuum_tasks` 0: compacting renumbers rows, which lost rows in
+    tests/unit/test_duckdb_deletes.py), and every statement matches the key as well as the number, so a row
+    whose number moved anyway would be left (a copy too many, which `remove_repeated_events` removes), never
+    another deleted. The next CHECKPOINT compacts."""
+    table = f'"{dataset}"."events"'
     try:
         found = connection.execute("SELECT count(*), min(rid), max(rid) FROM posthog_old_copies").fetchone()
         if not found or not found[0]:

@@ -27,6 +27,7 @@ from pipelines.duckdb_loader import (
     DUCKDB_LOADER_CONFIG,
     delete_old_copies,
     drop_staged_events,
+    find_old_copies,
     loader_credentials,
     remove_repeated_events,
     staged_event_files,
@@ -322,46 +323,62 @@ TABLE_FORMAT_EVENTS_DISPOSITION: dict[str, Any] = {"disposition": "merge", "stra
 
 def apply_destination_hints(source: Any, options: RunOptions) -> None:
     """What the destination changes in the source's hints: events upsert in Delta/Iceberg tables, and are
-    appended into DuckDB after the loader deleted their old copies (see DUCKDB_EVENTS_DISPOSITION)."""
+    appended into DuckDB, then their old copies deleted by the loader (see DUCKDB_EVENTS_DISPOSITION); the
+    table's description says so, so dlt's own tools (`dlt pipeline ... schema`) do not read as plain appends."""
     if "events" not in source.resources:
         return
     if options.table_format:
         source.resources["events"].apply_hints(write_disposition=TABLE_FORMAT_EVENTS_DISPOSITION)  # type: ignore
     elif options.destination == "duckdb":
-        source.resources["events"].apply_hints(write_disposition=DUCKDB_EVENTS_DISPOSITION)  # type: ignore
+        source.resources["events"].apply_hints(  # type: ignore
+            write_disposition=DUCKDB_EVENTS_DISPOSITION,
+            additional_table_hints={"description": DUCKDB_EVENTS_DESCRIPTION})
 
 
 # Into DuckDB, events are merged by the loader rather than by dlt: before dlt's load the rows whose keys the
-# package holds are deleted from the table (pipelines/duckdb_loader.py `delete_old_copies`, in row-group
-# batches when they are many), then dlt appends the package. dlt's delete-insert would stage every row and
-# copy it again into the final table, writing each event twice and keeping a second copy of them all in the
-# staging dataset (a full refresh of 4.8M events: 5 GB more file), and deletes in one statement, which at
-# millions of rows does not fit DuckDB's memory (DELETE_BATCH_ROW_GROUPS). Appending is exact because the
-# rows of one package are unique on the key (posthog_source/events.py EVENTS_DISPOSITION).
-# Deletes and appends are not one transaction. A run stopped between them leaves its package on disk, and the
-# next run loads it before anything else (`finish_pending`): the old copies of the files not yet loaded are
-# deleted again (none are left) and those files appended. A kill between DuckDB's commit of a file and dlt's
-# note that the file is done makes the resumed load delete that file's rows (its keys are in a file not
-# done) and append them again. Only DuckDB: every process that writes the file holds its lock
-# (`_duckdb_file_lock`), so no other load runs between the deletes and the appends.
+# package holds are noted (pipelines/duckdb_loader.py `find_old_copies`), dlt appends the package, then the
+# noted old copies are deleted (`delete_old_copies`, in row-group batches when they are many). dlt's
+# delete-insert would stage every row and copy it again into the final table, writing each event twice and
+# keeping a second copy of them all in the staging dataset (a full refresh of 4.8M events: 5 GB more file),
+# and deletes in one statement, which at millions of rows does not fit DuckDB's memory
+# (DELETE_BATCH_ROW_GROUPS). Appending is exact because the rows of one package are unique on the key
+# (posthog_source/events.py EVENTS_DISPOSITION).
+# Appends and deletes are not one transaction, so they come in the order that never hides an event: a reader
+# of the file sees every event at every instant, old copy or new (before: deleting first, a re-merge killed
+# in its load left 0 of 300,000 events until the next run). A run stopped between the append and the
+# deletes leaves keys in the table twice and the marker `<file>.merging`: the next load first keeps the
+# newest copy of each such key (`remove_repeated_events`), whether or not a package is still pending. Only
+# DuckDB: every process that writes the file holds its lock (`_duckdb_file_lock`), so no other load runs
+# between the appends and the deletes.
 DUCKDB_EVENTS_DISPOSITION = "append"
+DUCKDB_EVENTS_DESCRIPTION = ("PostHog events, merged on (project_id, uuid): appended by dlt, then the old copies "
+                             "of the keys deleted by posthog-dlt's loader (pipelines/duckdb_loader.py)")
 
 
 def load_packages(pipeline: dlt.Pipeline, options: RunOptions, interrupted: bool = False) -> LoadInfo | None:
     """dlt's load step under the destination's lock; into DuckDB through `loader_credentials`, the old copies
-    of the events to append deleted first (DUCKDB_EVENTS_DISPOSITION). `interrupted`: the packages are a killed
-    run's; after them, as after several packages or events not in parquet files (which `delete_old_copies`
-    cannot read), any key in the table twice keeps only its last copy."""
+    of the events appended deleted after them (DUCKDB_EVENTS_DISPOSITION). `interrupted`: the packages are a
+    killed run's; after them, as after several packages or events not in parquet files (which
+    `find_old_copies` cannot read), any key in the table twice keeps only its last copy."""
     with destination_lock(pipeline, options):
         if options.destination != "duckdb":
             return pipeline.load()
-        with loader_credentials(pipeline, options.duckdb_path or default_duckdb_file()) as (connection, credentials):
+        path = os.path.abspath(options.duckdb_path or default_duckdb_file())
+        marker = Path(path + ".merging")  # old copies noted, not all deleted yet: a stopped merge
+        with loader_credentials(pipeline, path) as (connection, credentials):
+            if marker.exists():
+                remove_repeated_events(connection, pipeline.dataset_name)
+                marker.unlink()
             appended, staged = _appended_events(pipeline), staged_event_files(pipeline)
-            if appended:
-                delete_old_copies(connection, pipeline.dataset_name, staged.parquet)
+            found = find_old_copies(connection, pipeline.dataset_name, staged.parquet) if appended else 0
+            if found:
+                marker.touch()
             info = pipeline.load(credentials=credentials)
+            if found:
+                delete_old_copies(connection, pipeline.dataset_name)
             if appended and (interrupted or staged.packages > 1 or staged.other):
                 remove_repeated_events(connection, pipeline.dataset_name)
+            marker.unlink(missing_ok=True)
             if appended and not pipeline.list_normalized_load_packages():
                 drop_staged_events(connection, pipeline.dataset_name)
         return info

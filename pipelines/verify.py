@@ -103,10 +103,12 @@ def diff_person_counts(posthog: Mapping[int, int], destination: Mapping[int, int
 @dataclass(frozen=True)
 class Promise:
     """What the last committed run of a project promised to hold, from its marks (committed with the data):
-    every event ingested before `watermark`, except those ingested since `late_since` whose `timestamp` is
-    before `late_before` (older than `max_lateness` at that run), which wait for the next late sweep."""
+    every event ingested before `watermark` minus `ingestion_overlap` (a row can become queryable after its
+    `created_at`: the next run reads that stretch again), except those ingested since `late_since` whose
+    `timestamp` is before `late_before` (older than `max_lateness` at that run): they wait for the late sweep."""
 
     watermark: pendulum.DateTime
+    settled: pendulum.DateTime  # watermark minus the overlap
     late_since: pendulum.DateTime
     late_before: pendulum.DateTime
     next_sweep: pendulum.DateTime | None  # at or after this instant, the next run sweeps
@@ -116,8 +118,8 @@ class Promise:
 class DayCounts:
     """PostHog's events of one project-day, by what the pipeline promised of them."""
 
-    promised: int  # ingested before the watermark and not waiting for the sweep: must be in the destination
-    waiting: int = 0  # old events ingested since the last sweep: in the destination or not, either is right
+    promised: int  # ingested before the watermark's overlap, not waiting for the sweep: must be in the destination
+    waiting: int = 0  # in the overlap, or old and ingested since the last sweep: loaded or not, either is right
     later: int = 0  # ingested at or after the watermark: the next run reads them
 
     @property
@@ -130,7 +132,7 @@ class Pending:
     """Rows the destination does not hold yet, on purpose (reported, never a difference)."""
 
     ingested_after: int = 0  # events ingested after the last run's watermark (ingestion_lag included)
-    waiting_for_sweep: int = 0  # events older than max_lateness ingested since the last sweep
+    waiting_for_sweep: int = 0  # events in the last run's overlap, or older than max_lateness since the sweep
     next_sweep: pendulum.DateTime | None = None
     persons_new: int = 0  # persons created after the last run
     persons_deleted: int = 0  # persons PostHog deleted or merged away, removed by the next sweep
@@ -153,7 +155,8 @@ def promises(options: RunOptions, config: SourceSettings) -> dict[int, Promise]:
             continue
         swept_to = _instant((marks.get("late_swept_to") or {}).get(project)) or watermark
         swept_at = _instant((marks.get("late_swept_at") or {}).get(project))
-        found[int(project)] = Promise(watermark, swept_to - config.ingestion_overlap,
+        found[int(project)] = Promise(watermark, watermark - config.ingestion_overlap,
+                                      swept_to - config.ingestion_overlap,
                                       watermark - config.max_lateness,
                                       swept_at + config.late_sweep if swept_at is not None else None)
     return found
@@ -259,10 +262,11 @@ class _PostHog:
             self.queries += 1
             return {(project.id, day.date()): DayCounts(n) for day, n in counts}
         before = hogql.utc_literal(promise.watermark)
-        waiting = (f"created_at >= {hogql.utc_literal(promise.late_since)} AND "
-                   f"timestamp < {hogql.utc_literal(promise.late_before)}")
+        late = (f"created_at >= {hogql.utc_literal(promise.late_since)} AND "
+                f"timestamp < {hogql.utc_literal(promise.late_before)}")
+        waiting = f"(created_at >= {hogql.utc_literal(promise.settled)} OR ({late}))"
         query = (f"SELECT toString(toDate(toTimeZone(timestamp, 'UTC'))) AS day, "
-                 f"countIf(created_at < {before} AND NOT ({waiting})) AS promised, "
+                 f"countIf(created_at < {before} AND NOT {waiting}) AS promised, "
                  f"countIf(created_at < {before} AND {waiting}) AS waiting, "
                  f"countIf(created_at >= {before}) AS later FROM events "
                  f"WHERE {' AND '.join(range_condition('timestamp', lo, hi))} GROUP BY day ORDER BY day "
@@ -744,8 +748,9 @@ def _pending_lines(pending: Pending) -> list[str]:
     if pending.waiting_for_sweep:
         when = (f"next sweep at {pending.next_sweep.isoformat()} or the first run after it"
                 if pending.next_sweep is not None else "the next late sweep")
-        lines.append(f"pending: {pending.waiting_for_sweep:,} events older than max_lateness ingested since the last "
-                     f"sweep, waiting for it ({when})")
+        lines.append(f"pending: {pending.waiting_for_sweep:,} events not loaded yet that the next run reads again "
+                     f"(ingested in its ingestion_overlap) or the late sweep reads (older than max_lateness, "
+                     f"ingested since the last sweep; {when})")
     if pending.persons_new:
         lines.append(f"pending: {pending.persons_new:,} persons created after the last run: the next run loads them")
     if pending.persons_deleted:

@@ -7,8 +7,8 @@ POINT picks where the process SIGKILLs itself, deterministically (no timing race
 not yet deleted), `after:normalize`, `during:load` (rows written
 to the destination, package not yet marked complete), `committed:events` (DuckDB committed the events file's
 rows, dlt has not yet recorded that job as done, so a resumed load inserts that file again),
-`backfill:N` (after N backfill batches), `deleting:N` (after N batches of old copies deleted before a large merge,
-pipelines.duckdb_loader.delete_old_copies), or
+`backfill:N` (after N backfill batches), `deleting:N` (after N batches of old copies deleted once a large merge
+appended the new ones, pipelines.duckdb_loader.delete_old_copies), or
 `hold:extract` (not a kill: writes `<DLT_DATA_DIR>/holding` and sleeps, keeping the run lock).
 `--fast-retries` shortens the client's backoff so a fault storm fails in seconds, not minutes.
 `--duckdb-memory-limit SIZE` lowers the loader's DuckDB memory limit (pipelines.duckdb_loader.DUCKDB_LOADER_CONFIG), so

@@ -71,20 +71,30 @@ def test_rerun_after_sigkill_is_exact(make_fake_server: Callable[..., FakePostHo
 @pytest.mark.parametrize("kill_at", ["during:load", "committed:events", "deleting:1"])
 def test_a_killed_merge_reruns_exact(make_fake_server: Callable[..., FakePostHog], tmp_path: Path,
                                      kill_at: str) -> None:
-    """A run that replaces loaded events (here a full refresh of events that all changed), killed after its
-    old copies were deleted: when the new ones are partly appended, or all of them and dlt has not noted it,
-    or between delete batches. The re-run loads the package first and ends with every event once, new."""
+    """A run that replaces loaded events (here a full refresh of events that all changed), killed in its load:
+    when the new copies are partly appended, or all of them and dlt has not noted it, or between the batches
+    that delete the old copies. Right after the kill every event is still in the file (old copy or new: the
+    old ones are deleted only after the new ones are in; before, a kill in the load of a re-merge of 300,000
+    events left 0 of them). The re-run ends with every event once, new."""
     server = make_fake_server(seed=17, events=3_000)
     world = server.world
     env = cli_env(tmp_path, server, SOURCES__POSTHOG__PAGE_SIZE="400")
     assert run_cli(RUN, env, tmp_path).code == 0
+    loaded = visible_events(tmp_path)
     world.con.execute("UPDATE events SET properties = json_merge_patch(properties, '{\"changed\": true}')")
     killed = run_cli([*RUN, "--full-refresh"], env, tmp_path, kill_at=kill_at, delete_batch_row_groups=1)
     assert killed.code == KILLED, killed.stderr[-2000:]
+    assert visible_events(tmp_path) == loaded  # none missing at the instant of the kill
     world.add_events(1, 150, created_at=datetime.now(UTC))
     rerun = run_cli(RUN, env, tmp_path, delete_batch_row_groups=1)
     assert rerun.code == 0, rerun.stderr[-3000:]
     assert_run_tables_exact(world, tmp_path)
+
+
+def visible_events(workdir: Path) -> set[tuple[int, str]]:
+    """The events a reader of the DuckDB file sees now (each key once, whatever copies it has)."""
+    with duckdb.connect(str(workdir / "warehouse.duckdb"), read_only=True) as con:
+        return set(con.execute("SELECT DISTINCT project_id, uuid FROM posthog.events").fetchall())
 
 
 def test_second_concurrent_run_refuses(make_fake_server: Callable[..., FakePostHog], tmp_path: Path) -> None:
@@ -156,8 +166,8 @@ def test_re_merging_every_loaded_event_fits_the_memory_limit(padded_server: Fake
 
 
 def test_a_merge_killed_between_its_delete_batches_ends_exact(padded_server: FakePostHog, tmp_path: Path) -> None:
-    """Batched deletes are not one transaction: a run killed after some of them has removed old copies whose
-    new ones are not loaded yet. Its package is still on disk, and the next run loads it first."""
+    """Batched deletes are not one transaction: a run killed after some of them leaves old copies beside their
+    new ones (never an event missing). The next run keeps the newest copy of each key first."""
     env = cli_env(tmp_path, padded_server, SOURCES__POSTHOG__PAGE_SIZE="10000")
     assert run_cli(LARGE_RUN, env, tmp_path, duckdb_memory_limit=SMALL_LIMIT).code == 0
     padded_server.world.con.execute(
@@ -167,11 +177,11 @@ def test_a_merge_killed_between_its_delete_batches_ends_exact(padded_server: Fak
     assert killed.code == KILLED, killed.stderr[-2000:]
     total = sum(padded_server.world.stats()["events"].values())
     with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
-        left = con.execute("SELECT count(*) FROM posthog.events").fetchone()[0]
-    assert 0 < left < total  # the kill came between the batches
+        rows, keys = con.execute("SELECT count(*), count(DISTINCT (project_id, uuid)) FROM posthog.events").fetchone()
+    assert keys == total < rows < 2 * total  # the kill came between the batches; every event visible
     rerun = run_cli(LARGE_RUN, env, tmp_path, duckdb_memory_limit=SMALL_LIMIT, delete_batch_row_groups=2)
     assert rerun.code == 0, rerun.stderr[-3000:]
-    assert "finishing the load of a previous run" in rerun.stderr, rerun.stderr[-3000:]
+    assert f"removed {rows - total} events that were in the table twice" in rerun.stderr, rerun.stderr[-3000:]
     assert_events_exact(padded_server.world, tmp_path)
 
 

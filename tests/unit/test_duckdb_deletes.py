@@ -1,5 +1,6 @@
-"""Old copies of merged events deleted in batches of row groups (pipelines/duckdb_loader.py delete_old_copies),
-on real DuckDB files: exact whatever the table's row groups, and within a memory limit that one DELETE is not."""
+"""Old copies of merged events noted before the new ones are appended and deleted after them, in batches of row
+groups (pipelines/duckdb_loader.py find_old_copies, delete_old_copies), on real DuckDB files: exact whatever the
+table's row groups, the new copies kept, and within a memory limit that one DELETE is not."""
 
 from __future__ import annotations
 
@@ -45,6 +46,16 @@ def _stage(path: Path, keys: list[tuple[int, str]]) -> str:
     return str(path)
 
 
+def _replace(connection: Any, staged: str, new_copies: list[tuple[int, str]] | None = None) -> int:
+    """What a merge does: note the old copies of the staged keys, append the new ones (`new_copies`, marked
+    `new` in `properties`), delete the noted copies; the rows deleted."""
+    loader.find_old_copies(connection, "posthog", [staged])
+    if new_copies:
+        appended = _stage(Path(staged + ".new.parquet"), new_copies)
+        connection.execute(f"INSERT INTO posthog.events SELECT project_id, uuid, 'new' FROM read_parquet('{appended}')")
+    return loader.delete_old_copies(connection, "posthog")
+
+
 def _keys(connection: Any) -> list[tuple[int, str]]:
     return sorted(connection.execute("SELECT project_id, uuid FROM posthog.events").fetchall())
 
@@ -82,7 +93,7 @@ def test_one_delete_over_many_row_groups_fails_where_batches_fit(tmp_path: Path)
 
     connection = _connect(path, memory="32MB")
     assert _keys(connection) == before  # the failed statement changed nothing
-    assert loader.delete_old_copies(connection, "posthog", [staged]) == len(range(0, 600_000, 7))
+    assert _replace(connection, staged) == len(range(0, 600_000, 7))
     gone = {(1, f"u{i}") for i in range(0, 600_000, 7)}
     assert _keys(connection) == [key for key in before if key not in gone]
     connection.close()
@@ -98,10 +109,10 @@ def test_few_row_groups_are_deleted_in_one_statement(tmp_path: Path, monkeypatch
     batch = loader.delete_batch
     monkeypatch.setattr(loader, "delete_batch", lambda *a, **k: checkpoints.append(k.get("checkpoint", True))
                         or batch(*a, **k))
-    assert loader.delete_old_copies(connection, "posthog", [staged]) == 10_000
+    assert _replace(connection, staged) == 10_000
     assert checkpoints == [False]
     assert _keys(connection) == sorted((1, f"u{i}") for i in range(290_000))
-    assert loader.delete_old_copies(connection, "posthog", [staged]) == 0  # nothing left: nothing done
+    assert _replace(connection, staged) == 0  # nothing left: nothing done
     assert checkpoints == [False]
     connection.close()
 
@@ -153,13 +164,16 @@ def test_batched_deletes_remove_exactly_the_staged_keys(tmp_path_factory: pytest
     loader.DELETE_BATCH_ROW_GROUPS = batch
     loader.delete_batch = lambda *a, **k: statements.append(k.get("checkpoint", True)) or original_batch(*a, **k)
     try:
-        deleted = loader.delete_old_copies(connection, "posthog", [staged])
+        new = sorted(set(staged_keys))  # the package's rows: unique on the key, some not in the table yet
+        deleted = _replace(connection, staged, new)
     finally:
         loader.DELETE_BATCH_ROW_GROUPS, loader.delete_batch = original, original_batch
-    gone = set(staged_keys)
     after = _keys(connection)
-    assert after == [key for key in before if key not in gone]
-    assert deleted == len(before) - len(after)
+    replaced = set(new)
+    assert after == sorted([key for key in before if key not in replaced] + new)  # each key once
+    kept = connection.execute("SELECT project_id, uuid FROM posthog.events WHERE properties = 'new'").fetchall()
+    assert sorted(kept) == new  # ... and the one kept is the new copy
+    assert deleted == len(before) + len(new) - len(after)
     if holding > batch:
         assert statements == [True] * -(-holding // batch)
     else:
