@@ -1,7 +1,7 @@
 """Kill and resume at size: a first run of N realistic events (about 1 KB of properties each) SIGKILLed at each
 kill point of the crash suite, then resumed to an exact result, with the memory settings users get; and a
-run that replaces every loaded event (a full refresh after all of them changed) killed once it deleted the
-old copies, resumed by a plain run.
+run that replaces every loaded event (a full refresh after all of them changed) killed in its load (while the
+new copies are appended, or between the batches that then delete the old ones), resumed by a plain run.
 
     python -m benchmarks.resume [--events 300000] [--only pages:3,after:extract] [--keep]
 
@@ -55,9 +55,10 @@ CASES: list[tuple[str, list[str], tuple[str, ...]]] = [
     ("backfill within a batch", BACKFILL, ("pages:3",)),
 ]
 # Kills of a run that replaces loaded events: after a complete first run every event changes, then a full
-# refresh re-reads them all and is killed once their old copies are (partly) deleted; the resume is a plain
-# run, which loads the killed run's package first. Batches of 4 row groups, so that a table of this size
-# deletes in several (users get 64: pipelines/duckdb_loader.py DELETE_BATCH_ROW_GROUPS).
+# refresh re-reads them all and is killed in its load: while the new copies are appended, or once the old
+# copies are (partly) deleted after them; the resume is a plain run, which loads what is pending and keeps the
+# newest copy of each key. Batches of 4 row groups, so that a table of this size deletes in several (users get
+# 64: pipelines/duckdb_loader.py DELETE_BATCH_ROW_GROUPS).
 REFRESH = [*RUN, "--full-refresh"]
 MERGE_CASES: list[tuple[str, list[str], tuple[str, ...]]] = [
     ("merge: between delete batches", REFRESH, ("deleting:2",)),
@@ -183,8 +184,8 @@ def write_report(results: list[Case], total: int, mean: float) -> None:
                      if not above else f"resumes above the uninterrupted run's {plain.resume_peak_mb} MB: "
                      + ", ".join(above) + ".")
                   + " The merge cases first load every event, change them all at the fake, then kill a "
-                  "`--full-refresh` run after the old copies were deleted (in batches of 4 row groups); the "
-                  "resume is a plain run, which loads the killed run's package first."]
+                  "`--full-refresh` run in its load (appending the new copies, or deleting the old ones after "
+                  "them, in batches of 4 row groups); the resume is a plain run."]
     (ROOT / "benchmarks" / "RESUME.md").write_text("\n".join(lines) + "\n")
 
 
