@@ -220,6 +220,8 @@ class RepairSummary:
     # The re-read runs use their own client: one count query per window plus one per page of 50,000 events
     # (a page that comes back full costs one more query to learn it was the last).
     reread_queries: int = 0
+    projects_persons: int = 0  # projects whose persons (and distinct ids) were re-read whole
+    persons_reread: int = 0
     notes: list[str] = field(default_factory=list)
 
 
@@ -287,9 +289,10 @@ class _PostHog:
                              "deleted persons count").get("results") or [[0]]
         return int(rows[0][0] or 0), int(rows[0][1] or 0), int(deleted[0][0] or 0)  # or 0: no rows at all
 
-    def uuids(self, project: Project, lo: pendulum.DateTime, hi: pendulum.DateTime) -> Iterator[str]:
-        """Every event uuid of the project in [lo, hi), in keyset pages on the uuid (no OFFSET with a personal
-        key), each query bounded on `timestamp`."""
+    def uuids(self, project: Project, lo: pendulum.DateTime,
+              hi: pendulum.DateTime) -> Iterator[tuple[str, pendulum.DateTime]]:
+        """Every event uuid of the project in [lo, hi) with its `timestamp`, in keyset pages on the uuid (no
+        OFFSET with a personal key), each query bounded on `timestamp`."""
         bounds = range_condition("timestamp", lo, hi)
         page_size = UUID_PAGE_SIZE
         after: str | None = None
@@ -297,13 +300,14 @@ class _PostHog:
             where = bounds + ([f"toString(uuid) > {string_literal(after)}"] if after is not None else [])
             response = self.query(
                 project,
-                f"SELECT toString(uuid) AS uuid FROM events WHERE {' AND '.join(where)}"
+                f"SELECT toString(uuid) AS uuid, toString(toTimeZone(timestamp, 'UTC')) AS ts FROM events "
+                f"WHERE {' AND '.join(where)}"
                 f" ORDER BY toString(uuid) ASC LIMIT {page_size}",
                 "event uuids",
             )
             rows = response.get("results") or []
-            for (uuid,) in rows:
-                yield str(uuid)
+            for uuid, instant in rows:
+                yield str(uuid), pendulum.parse(str(instant), tz="UTC").in_timezone("UTC")  # type: ignore[union-attr]
             effective = min(page_size, int(response.get("limit") or page_size))
             if not rows or (len(rows) < effective and not response.get("hasMore")):
                 return
@@ -581,20 +585,19 @@ def verify(options: VerifyOptions, client: PostHogClient | None = None) -> Verif
 
 
 # -- repair ----------------------------------------------------------------------------------------
-def repair_windows(differences: Iterable[DayDifference], start: pendulum.DateTime,
-                   end: pendulum.DateTime) -> list[tuple[int, pendulum.DateTime, pendulum.DateTime]]:
-    """(project, lo, hi) windows that cover exactly the differing project-days: consecutive days of a project
-    make one window, clipped to the verified range [start, end)."""
-    windows: list[tuple[int, pendulum.DateTime, pendulum.DateTime]] = []
-    for d in sorted(differences):
-        lo = max(start, pendulum.datetime(d.day.year, d.day.month, d.day.day, tz="UTC"))
-        hi = min(end, pendulum.datetime(d.day.year, d.day.month, d.day.day, tz="UTC").add(days=1))
-        if lo >= hi:
-            continue  # outside the verified range
-        if windows and windows[-1][0] == d.project_id and windows[-1][2] == lo:
-            windows[-1] = (d.project_id, windows[-1][1], hi)
+# Missing events closer than this in `timestamp` are re-read by one window.
+REPAIR_GAP = timedelta(minutes=10)
+
+
+def windows_around(instants: Iterable[pendulum.DateTime],
+                   gap: timedelta = REPAIR_GAP) -> list[tuple[pendulum.DateTime, pendulum.DateTime]]:
+    """[first, last + 1 µs) windows that hold every instant, one per run of instants less than `gap` apart."""
+    windows: list[tuple[pendulum.DateTime, pendulum.DateTime]] = []
+    for instant in sorted(instants):
+        if windows and instant - windows[-1][1] < gap:
+            windows[-1] = (windows[-1][0], instant.add(microseconds=1))
         else:
-            windows.append((d.project_id, lo, hi))
+            windows.append((instant, instant.add(microseconds=1)))
     return windows
 
 
@@ -609,7 +612,8 @@ def _slices(lo: pendulum.DateTime, hi: pendulum.DateTime, rows: int) -> list[tup
 
 def repair(options: VerifyOptions, report: VerifyReport, client: PostHogClient | None = None) -> RepairSummary:
     """Re-read exactly the differing project-days, then delete the destination's rows of those days whose
-    uuid PostHog no longer holds. Persons are not repaired (see the note it adds)."""
+    uuid PostHog no longer holds; the persons (and distinct ids) of each project whose count differs are read
+    whole, which replaces that project's rows (deleted persons leave)."""
     client = client or _client(options.run)
     posthog = _PostHog(client)
     summary = RepairSummary()
@@ -617,18 +621,7 @@ def repair(options: VerifyOptions, report: VerifyReport, client: PostHogClient |
     _restore_local_state(options.run)
     base = {k: v for k, v in options.run.source_args.items()
             if k not in ("project_ids", "start_date", "end_date", "full_refresh")}
-    # Days PostHog holds nothing of need no re-read, only the removal below.
-    for project_id, lo, hi in repair_windows([d for d in report.events if d.posthog > 0], report.start, report.end):
-        log.info("repair: re-reading events of project %d, timestamp [%s, %s)", project_id, lo.isoformat(),
-                 hi.isoformat())
-        result = run(dataclasses.replace(
-            options.run, resources=["events"], extra_resources=(),
-            source_args={**base, "project_ids": [project_id], "start_date": lo.isoformat(), "end_date": hi.isoformat()},
-        ))
-        loaded = result.rows_extracted.get("events", 0)
-        summary.windows_reread += 1
-        summary.rows_loaded += loaded
-        summary.reread_queries += 1 + loaded // settings.HOGQL_MAX_ROWS + 1
+    windows: list[tuple[int, pendulum.DateTime, pendulum.DateTime]] = []
     opened = _Opened(options.run)
     with opened as destination:
         undeletable = 0
@@ -636,9 +629,13 @@ def repair(options: VerifyOptions, report: VerifyReport, client: PostHogClient |
             day_start = pendulum.datetime(d.day.year, d.day.month, d.day.day, tz="UTC")
             lo, hi = max(report.start, day_start), min(report.end, day_start.add(days=1))
             extra: list[str] = []
+            missing: list[pendulum.DateTime] = []
             for a, b in _slices(lo, hi, max(d.posthog, d.destination)):
-                held = set(posthog.uuids(projects[d.project_id], a, b))
-                extra += sorted(destination.uuids(d.project_id, a, b) - held)
+                theirs = dict(posthog.uuids(projects[d.project_id], a, b))
+                held = destination.uuids(d.project_id, a, b)
+                extra += sorted(held - theirs.keys())
+                missing += [instant for uuid, instant in theirs.items() if uuid not in held]
+            windows += [(d.project_id, w_lo, w_hi) for w_lo, w_hi in windows_around(missing)]
             if not extra:
                 continue
             if destination.append_only:
@@ -654,11 +651,27 @@ def repair(options: VerifyOptions, report: VerifyReport, client: PostHogClient |
                 "append-only, so --repair can add missing events there but not remove rows; reload the "
                 "dataset from scratch (a new --dataset-name) to drop them"
             )
-    if report.persons:
-        summary.notes.append(
-            "persons are not repaired by --repair: run `posthog-pipeline run --resources "
-            "persons,person_distinct_ids --full-refresh` to re-read them"
-        )
+    # What is missing is re-read in the few minutes around it, not whole days (a day of a busy project is tens of
+    # windows of queries; a handful of rows lost from it costs one small read).
+    for project_id, lo, hi in windows:
+        log.info("repair: re-reading events of project %d, timestamp [%s, %s)", project_id, lo.isoformat(),
+                 hi.isoformat())
+        result = run(dataclasses.replace(
+            options.run, resources=["events"], extra_resources=(),
+            source_args={**base, "project_ids": [project_id], "start_date": lo.isoformat(), "end_date": hi.isoformat()},
+        ))
+        loaded = result.rows_extracted.get("events", 0)
+        summary.windows_reread += 1
+        summary.rows_loaded += loaded
+        summary.reread_queries += 1 + loaded // settings.HOGQL_MAX_ROWS + 1
+    for difference in report.persons or []:  # each differing project's persons read whole, replacing its rows
+        log.info("repair: re-reading every person of project %d", difference.project_id)
+        result = run(dataclasses.replace(
+            options.run, resources=["persons", "person_distinct_ids"], extra_resources=(),
+            source_args={**base, "project_ids": [difference.project_id], "persons_full_refresh": True},
+        ))
+        summary.persons_reread += result.rows_extracted.get("persons", 0)
+        summary.projects_persons += 1
     summary.queries = posthog.queries
     return summary
 
@@ -761,6 +774,9 @@ def _pending_lines(pending: Pending) -> list[str]:
 
 def format_repair(summary: RepairSummary) -> str:
     lines = [f"note: {n}" for n in summary.notes]
+    if summary.projects_persons:
+        lines.append(f"repair: persons of {summary.projects_persons} project(s) re-read whole "
+                     f"({summary.persons_reread:,} persons loaded)")
     lines.append(f"repair: {summary.windows_reread} windows re-read ({summary.rows_loaded:,} events loaded), "
                  f"{summary.rows_deleted:,} events removed; {summary.queries} uuid queries and about "
                  f"{summary.reread_queries} re-read queries sent to PostHog")

@@ -13,11 +13,12 @@ from typing import Any
 
 import duckdb
 import orjson
+import pendulum
 import pytest
 
 from pipelines import verify as verify_module
 from pipelines.runner import RunOptions
-from pipelines.verify import VerifyOptions, verify_and_repair
+from pipelines.verify import VerifyOptions, verify_and_repair, windows_around
 from tests.helpers import read_rows, run_pipeline
 from tests.integration.test_events import assert_events_exact
 
@@ -168,7 +169,7 @@ def test_events_deleted_in_posthog_are_found(loaded):
     assert listed_days(result.stdout) == {(1, day): (len(events) - 2, len(events), 2)}
 
 
-def test_repair_reads_exactly_the_differing_days_and_ends_exact(loaded):
+def test_repair_reads_only_around_what_is_missing_and_ends_exact(loaded):
     server, workdir = loaded
     world = server.world
     day_a, events_a = pick_day(world, 2, 3)
@@ -193,14 +194,20 @@ def test_repair_reads_exactly_the_differing_days_and_ends_exact(loaded):
         (3, day_c): (len(events_c) - 1, len(events_c) - 2, -1),
     }
     repair_line = next(line for line in out if line.startswith("repair: "))
-    # exactly the differing project-days were re-read: PostHog's rows of those days, no others
-    reread = len(events_a) + len(events_b) - 3 + len(events_c) - 1
-    assert f"3 windows re-read ({reread:,} events loaded), 4 events removed" in repair_line
+    # only the minutes around the missing events were re-read (before: their whole days); the day whose
+    # events PostHog deleted needs no read, only the removal
+    windows = {2: windows_around(pendulum.instance(e["timestamp"]) for e in events_a[:3]),
+               3: windows_around(pendulum.instance(e["timestamp"]) for e in events_c[:2])}
+    reread = sum(1 for project, spans in windows.items() for e in world.truth_events(project, as_dicts=True)
+                 if any(lo <= e["timestamp"] < hi for lo, hi in spans))
+    count = sum(len(spans) for spans in windows.values())
+    assert f"{count} windows re-read ({reread:,} events loaded), 4 events removed" in repair_line
+    assert reread <= len(events_a) + len(events_c) - 1  # never more than the two days
     # the cost: two verifies (3 queries per project each), one uuid page per day, and per re-read window one
     # count query and one page
     projects = len(world.projects)
-    assert "3 uuid queries and about 6 re-read queries" in repair_line
-    assert queries == 2 * 3 * projects + 3 + 3 * 2
+    assert f"3 uuid queries and about {2 * count} re-read queries" in repair_line
+    assert queries == 2 * 3 * projects + 3 + 2 * count
     assert out[-1].startswith("after repair: ") and ", 0 differ" in out[-1]
     assert_exact_uuids(world, workdir)
     assert_events_exact(world, workdir)
@@ -239,9 +246,10 @@ def test_a_persons_count_mismatch_is_reported(loaded):
     assert listed_days(result.stdout) == {}  # events are still equal
     assert "1 differ" in result.stdout.splitlines()[-1]
 
-    repaired = cli(workdir, server, "--repair")  # persons are not repaired: said so, and still exit 4
-    assert repaired.returncode == 4
-    assert "persons are not repaired by --repair" in repaired.stdout
+    repaired = cli(workdir, server, "--repair")  # project 1's persons are read whole again: equal after
+    assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+    assert "repair: persons of 1 project(s) re-read whole" in repaired.stdout
+    assert repaired.stdout.splitlines()[-1].startswith("after repair: ") and ", 0 differ" in repaired.stdout
 
 
 def test_no_destination_data_is_said_in_one_line_with_exit_2(make_fake_server, tmp_path):

@@ -1,4 +1,5 @@
-"""verify's pure parts: the diff of two count maps, the repair windows and the slices of a day."""
+"""verify's pure parts: the diff of two count maps, the repair windows around missing events and the
+slices of a day."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pipelines.verify import (
     diff_counts,
     diff_person_counts,
     format_report,
-    repair_windows,
+    windows_around,
 )
 
 BASE = date(2026, 1, 1)
@@ -47,23 +48,22 @@ def test_diff_of_equal_maps_is_empty_and_a_zero_day_equals_a_missing_one():
     assert [d.difference for d in diff_person_counts({1: 3}, {1: 1, 5: 2})] == [-2, 2]
 
 
-@given(counts, counts, st.integers(0, 23), st.integers(0, 23))
-def test_repair_windows_cover_exactly_the_differing_days(posthog, destination, start_hour, end_hour):
-    differences = diff_counts(posthog, destination)
-    start = pendulum.datetime(2026, 1, 1, start_hour, tz="UTC")
-    end = pendulum.datetime(2026, 2, 10, end_hour, tz="UTC").add(hours=1)  # every generated day overlaps
-    windows = repair_windows(differences, start, end)
-    covered = set()
-    for project_id, lo, hi in windows:
-        assert start <= lo < hi <= end
-        day = lo.date()
-        while pendulum.datetime(day.year, day.month, day.day, tz="UTC") < hi:
-            assert (project_id, day) not in covered  # no window overlaps another
-            covered.add((project_id, day))
-            day += timedelta(days=1)
-    assert covered == {(d.project_id, d.day) for d in differences}
-    for (p1, _, hi1), (p2, lo2, _) in zip(windows, windows[1:], strict=False):
-        assert not (p1 == p2 and hi1 == lo2), "adjacent days of a project make one window"
+@given(st.lists(st.integers(0, 3 * 86_400_000_000), max_size=80), st.integers(1, 3_600))
+def test_repair_windows_hold_every_missing_event_and_little_else(offsets, gap_seconds):
+    """Each missing event's instant is in exactly one window; windows are sorted, disjoint, and at least the
+    gap apart (closer instants share one window), each from its first instant to just after its last."""
+    base = pendulum.datetime(2026, 3, 1, tz="UTC")
+    instants = [base.add(microseconds=o) for o in offsets]
+    gap = timedelta(seconds=gap_seconds)
+    windows = windows_around(instants, gap)
+    for instant in instants:
+        assert sum(lo <= instant < hi for lo, hi in windows) == 1
+    for lo, hi in windows:
+        inside = sorted(i for i in instants if lo <= i < hi)
+        assert inside[0] == lo and hi == inside[-1].add(microseconds=1)
+        assert all(b - a <= gap for a, b in zip(inside, inside[1:], strict=False))
+    assert all(next_lo - hi >= gap - timedelta(microseconds=1) for (_, hi), (next_lo, _) in zip(windows, windows[1:],
+                                                                                             strict=False))
 
 
 @given(st.integers(0, 5_000_000), st.integers(1, 86_400))
