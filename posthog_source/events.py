@@ -39,10 +39,10 @@ from posthog_source.config import SourceSettings
 from posthog_source.errors import ConfigurationError, PostHogSourceError, QueryTooLargeError
 from posthog_source.failures import TableFailures, guarded
 from posthog_source.hogql import HogQLTable, RowWidth, keyset_pages, range_condition
+from posthog_source.incremental import EVENTS_KEYS, IngestionCursor, Position
 from posthog_source.parallel import interleave
 from posthog_source.progress import Progress
 from posthog_source.projects import Project, ProjectCatalog
-from posthog_source.watermarks import Marks
 from posthog_source.windows import group_windows, split_windows
 
 logger = logging.getLogger("posthog_source")
@@ -143,14 +143,8 @@ class QueryPlan:
         return [replace(self, ts_hi=middle, after=after), replace(self, ts_lo=middle, after=after)]
 
 
-@dataclass(frozen=True)
-class EventMarks:
-    """What a project's events state says: ingested up to `watermark`; swept for very late events up to
-    `swept_to` (ingestion time) at wall-clock `swept_at`."""
-
-    watermark: pendulum.DateTime | None = None
-    swept_to: pendulum.DateTime | None = None
-    swept_at: pendulum.DateTime | None = None
+# A project's events position (the ingestion cursor's, posthog_source/incremental.py).
+EventMarks = Position
 
 
 @dataclass(frozen=True)
@@ -341,10 +335,8 @@ def events_resource(client: PostHogClient, catalog: ProjectCatalog, config: Sour
         yield from guarded("events", lambda: read_events(projects), failures)
 
     def read_events(projects: Sequence[Project]) -> Iterator[pa.Table]:
-        watermarks = Marks("created_at_watermark")
-        swept_to = Marks("late_swept_to")
-        swept_at = Marks("late_swept_at")
-        now = pendulum.now("UTC")
+        cursor = IngestionCursor(EVENTS_KEYS, config)
+        now = cursor.now
 
         def count(project: Project, conditions: Sequence[str]) -> list[tuple[pendulum.DateTime, int]]:
             return hogql.count_by_day(client, project, conditions)
@@ -352,7 +344,7 @@ def events_resource(client: PostHogClient, catalog: ProjectCatalog, config: Sour
         plans: list[QueryPlan] = []
         expected = 0
         for project in projects:
-            marks = EventMarks(watermarks.get(project.id), swept_to.get(project.id), swept_at.get(project.id))
+            marks = cursor.position(project.id)
             planned = plan_events(project, marks, config, now, count)
             # an empty range is said once by whoever asked for it (a backfill of a mostly empty history has
             # hundreds): at debug level here
@@ -363,10 +355,9 @@ def events_resource(client: PostHogClient, catalog: ProjectCatalog, config: Sour
                 mark = planned.marks.watermark
                 if config.handover_watermark is not None and marks.watermark is None:
                     mark = min(mark, config.handover_watermark)
-                watermarks.stage(project.id, mark)
-                if planned.marks.swept_to is not None and planned.marks.swept_at is not None:
-                    swept_to.stage(project.id, min(planned.marks.swept_to, mark))
-                    swept_at.stage(project.id, planned.marks.swept_at)
+                swept = planned.marks.swept_to is not None and planned.marks.swept_at is not None
+                cursor.stage(project.id, Position(mark, min(planned.marks.swept_to, mark) if swept else None,
+                                                  planned.marks.swept_at if swept else None))
         if plans:
             logger.info("events: %s", estimate_line(expected, config.page_size, len(plans)))
         width = RowWidth(config.page_bytes)
@@ -385,7 +376,6 @@ def events_resource(client: PostHogClient, catalog: ProjectCatalog, config: Sour
         yield from interleave([producer(plan) for plan in plans], config.workers,
                               buffered=settings.EVENT_PAGES_IN_FLIGHT)
         progress.finish()
-        for marks_of in (watermarks, swept_to, swept_at):  # committed by dlt only with the loaded data
-            marks_of.commit()
+        cursor.commit()  # committed by dlt only with the loaded data
 
     return events

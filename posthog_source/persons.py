@@ -28,6 +28,7 @@ from posthog_source.client import PostHogClient
 from posthog_source.config import SourceSettings
 from posthog_source.failures import TableFailures, guarded
 from posthog_source.hogql import HogQLTable, RowWidth, range_condition, table_pages
+from posthog_source.incremental import EVENTS_OF_KEYS, IngestionCursor
 from posthog_source.parallel import interleave
 from posthog_source.projects import Project, ProjectCatalog
 from posthog_source.snapshot import (
@@ -38,7 +39,6 @@ from posthog_source.snapshot import (
     replacing_projects,
     with_sentinel_column,
 )
-from posthog_source.watermarks import Marks
 
 logger = logging.getLogger("posthog_source")
 
@@ -55,32 +55,25 @@ def events_since(config: SourceSettings, lo: pendulum.DateTime, hi: pendulum.Dat
 
 
 class _Run:
-    """What one run of a persons-like resource decides: read whole (replace each project) or by change."""
+    """What one run of a persons-like resource decides: read whole (replace each project) or by change; its
+    positions are the ingestion cursor's (posthog_source/incremental.py)."""
 
     def __init__(self, config: SourceSettings, projects: Sequence[Project], full: bool) -> None:
-        self.config = config
         self.projects = projects
-        self.read_from = Marks("events_watermark")
-        self.swept_at = Marks("swept_at")
-        self.now = pendulum.now("UTC")
-        self.hi = self.now - config.ingestion_lag
-        self.whole = full or any(self.read_from.get(p.id) is None for p in projects)
+        self.cursor = IngestionCursor(EVENTS_OF_KEYS, config)
+        self.hi = self.cursor.hi
+        self.whole = full or any(self.cursor.position(p.id).watermark is None for p in projects)
 
     def since(self, project: Project) -> pendulum.DateTime:
-        mark = self.read_from.get(project.id) or self.hi  # every project has a mark unless `whole`
-        return mark - self.config.ingestion_overlap
+        return self.cursor.since(project.id) or self.hi  # every project has a watermark unless `whole`
 
     def sweep_due(self, project: Project) -> bool:
-        swept = self.swept_at.get(project.id)
-        return swept is None or self.now - swept >= self.config.late_sweep
+        return self.cursor.sweep_due(project.id)
 
     def finish(self, swept: set[int]) -> None:
         for project in self.projects:
-            self.read_from.stage(project.id, self.hi)
-            if self.whole or project.id in swept:
-                self.swept_at.stage(project.id, self.now)
-        self.read_from.commit()
-        self.swept_at.commit()
+            self.cursor.advance(project.id, swept=self.whole or project.id in swept)
+        self.cursor.commit()
 
 
 def _pages(client: PostHogClient, project: Project, table: HogQLTable, conditions: Sequence[str],

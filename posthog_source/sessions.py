@@ -30,6 +30,7 @@ from posthog_source.client import PostHogClient
 from posthog_source.config import SourceSettings
 from posthog_source.failures import TableFailures, guarded
 from posthog_source.hogql import RowWidth, range_condition, table_pages, utc_literal
+from posthog_source.incremental import EVENTS_OF_KEYS, IngestionCursor
 from posthog_source.parallel import interleave
 from posthog_source.persons import events_since
 from posthog_source.projects import Project, ProjectCatalog
@@ -39,7 +40,6 @@ from posthog_source.snapshot import (
     UPSERT_DISPOSITION,
     arrow_snapshot,
 )
-from posthog_source.watermarks import Marks
 from posthog_source.windows import group_windows, split_windows
 
 logger = logging.getLogger("posthog_source")
@@ -64,38 +64,28 @@ def sessions_resource(client: PostHogClient, catalog: ProjectCatalog, config: So
         yield from guarded("sessions", lambda: read(projects), failures)
 
     def read(projects: Sequence[Project]) -> Iterator[pa.Table]:
-        marks = Marks("events_watermark")
-        swept = Marks("swept_at")
-        swept_to = Marks("swept_to")
-        now = pendulum.now("UTC")
-        hi = now - config.ingestion_lag
+        cursor = IngestionCursor(EVENTS_OF_KEYS, config)
         width = RowWidth(config.page_bytes)
         producers: list[Producer] = []
         for project in projects:
-            mark = None if config.full_refresh else marks.get(project.id)
-            if mark is None:
-                producers += _windows(client, project, config, hi, width)
-                swept.stage(project.id, now)
-                swept_to.stage(project.id, hi)
+            position = cursor.position(project.id)
+            if config.full_refresh or position.watermark is None:
+                producers += _windows(client, project, config, cursor.hi, width)
+                sweep = True
             else:
-                last = swept.get(project.id)
-                sweep = last is None or now - last >= config.late_sweep
-                conditions, label = _touched(project, config, mark, swept_to.get(project.id), hi, sweep)
+                sweep = cursor.sweep_due(project.id)
+                conditions, label = _touched(project, cursor, position.watermark, sweep)
                 producers.append(_walk(client, project, conditions, config, width, label))
-                if sweep:
-                    swept.stage(project.id, now)
-                    swept_to.stage(project.id, hi)
-            if config.end_date is None:
-                marks.stage(project.id, hi)
+            if config.end_date is None:  # a stateless window (a backfill's) leaves the cursor as it is
+                cursor.advance(project.id, swept=sweep)
         yield from interleave(producers, config.workers)
-        for staged in (marks, swept, swept_to):
-            staged.commit()
+        cursor.commit()
 
     return sessions
 
 
-def _touched(project: Project, config: SourceSettings, mark: pendulum.DateTime, swept_to: pendulum.DateTime | None,
-             hi: pendulum.DateTime, sweep: bool) -> tuple[tuple[str, ...], str]:
+def _touched(project: Project, cursor: IngestionCursor, watermark: pendulum.DateTime,
+             sweep: bool) -> tuple[tuple[str, ...], str]:
     """Which sessions an incremental run re-reads: those of the events ingested since it last looked.
 
     - Between sweeps: the events ingested since the watermark (minus the overlap) whose `timestamp` is within
@@ -105,12 +95,13 @@ def _touched(project: Project, config: SourceSettings, mark: pendulum.DateTime, 
       one read (so no session is read twice in one load, and none falls between two bounds: a session joined
       by a very late event may start on either side of any bound on `timestamp`).
     A session that a very late event joined is therefore re-read by the next sweep at the latest."""
-    since = mark - config.ingestion_overlap
+    config, hi = cursor.config, cursor.hi
+    since = watermark - config.ingestion_overlap
     if not sweep:
         conditions = (f"session_id IN ({events_since(config, since, hi, '`$session_id`')})",
                       f"`$start_timestamp` >= {utc_literal(since - config.max_lateness - MAX_SESSION)}")
         return conditions, f"project {project.id} with events ingested since {since.isoformat()}"
-    frm = min(swept_to or mark, mark) - config.ingestion_overlap
+    frm = cursor.sweep_from(project.id) or since
     ingested = " AND ".join(range_condition("created_at", frm, hi))
     conditions = (f"session_id IN (SELECT `$session_id` FROM events WHERE {ingested})",)
     return conditions, f"project {project.id} sweep: sessions of every event ingested since {frm.isoformat()}"
