@@ -277,9 +277,13 @@ class Judge:
             if head in current.sources and len(chain) > 1:
                 self.resolve_in(current.sources[head], chain[1:])
                 return
-            holders = [s for s in current.sources.values() if self.has_field(s, head)]
+            holders = [(alias, s) for alias, s in current.sources.items() if self.has_field(s, head)]
+            if len(holders) > 1:  # posthog/hogql/resolver_utils.py lookup_field_by_name
+                names = ", ".join(f"{alias}.{head}" for alias, _ in holders)
+                raise PostHogRefusal(f"Ambiguous query. Found multiple sources for field: {head} ({names}). "
+                                     "Use a qualified field name.")
             if holders:
-                self.resolve_in(holders[0], chain)
+                self.resolve_in(holders[0][1], chain)
                 return
             current = current.parent
         raise PostHogRefusal(f"Unable to resolve field: {head}")

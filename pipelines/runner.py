@@ -231,7 +231,7 @@ def prepare(pipeline: dlt.Pipeline, options: RunOptions) -> tuple[StateOrigin, d
     local = _has_local_state(pipeline)
     if finish_pending(pipeline, options):
         return "local", _rows_stored(pipeline, None)
-    if local and destination_state(options) != _state_id(pipeline.state):
+    if local and _syncs_state(options) and destination_state(options) != _state_id(pipeline.state):
         pipeline.drop()  # the local state is not the state of this destination: it must not be continued
     before = pipeline.state.get("_version_hash")
     with _duckdb_file_lock(options):
@@ -252,6 +252,12 @@ def prepare(pipeline: dlt.Pipeline, options: RunOptions) -> tuple[StateOrigin, d
 
 
 StateId = tuple[int, str]
+
+
+def _syncs_state(options: RunOptions) -> bool:
+    """Whether the destination keeps dlt's state with the data (every SQL destination and the filesystem do; a
+    custom destination, `module.function`, does not: its local state is the only one, and is kept)."""
+    return "." not in options.destination
 
 
 def _state_id(state: Any) -> StateId | None:
@@ -364,20 +370,28 @@ def load_packages(pipeline: dlt.Pipeline, options: RunOptions, interrupted: bool
         if options.destination != "duckdb":
             return pipeline.load()
         path = os.path.abspath(options.duckdb_path or default_duckdb_file())
-        marker = Path(path + ".merging")  # old copies noted, not all deleted yet: a stopped merge
+        marker = Path(path + ".merging")  # the datasets whose merge noted old copies and did not finish deleting
+        dataset = pipeline.dataset_name
         with loader_credentials(pipeline, path) as (connection, credentials):
             if marker.exists():
-                remove_repeated_events(connection, pipeline.dataset_name)
+                for stopped in sorted(set(marker.read_text().split())):
+                    remove_repeated_events(connection, stopped)
                 marker.unlink()
             appended, staged = _appended_events(pipeline), staged_event_files(pipeline)
-            found = find_old_copies(connection, pipeline.dataset_name, staged.parquet) if appended else 0
+            found = find_old_copies(connection, dataset, staged.parquet) if appended else 0
             if found:
-                marker.touch()
+                marker.write_text(dataset + "\n")
+                # no row group is compacted (and its rows renumbered) until the noted copies are deleted
+                vacuum = connection.execute("SELECT current_setting('max_vacuum_tasks')").fetchone()[0]
+                connection.execute("SET max_vacuum_tasks = 0")
             info = pipeline.load(credentials=credentials)
+            repeated = appended and (interrupted or staged.packages > 1 or staged.other)
             if found:
-                delete_old_copies(connection, pipeline.dataset_name)
-            if appended and (interrupted or staged.packages > 1 or staged.other):
-                remove_repeated_events(connection, pipeline.dataset_name)
+                # a row renumbered anyway is left (never another deleted): it is then a copy too many
+                repeated = repeated or delete_old_copies(connection, dataset) < found
+                connection.execute(f"SET max_vacuum_tasks = {int(vacuum)}")
+            if repeated:
+                remove_repeated_events(connection, dataset)
             marker.unlink(missing_ok=True)
             if appended and not pipeline.list_normalized_load_packages():
                 drop_staged_events(connection, pipeline.dataset_name)
@@ -420,9 +434,11 @@ def _drop_extracted_copies_already_normalized(pipeline: dlt.Pipeline) -> None:
 
 @contextlib.contextmanager
 def single_run(pipeline: dlt.Pipeline) -> Iterator[None]:
-    """Two runs of one pipeline at once would race on its state: the second one refuses."""
-    os.makedirs(pipeline.working_dir, exist_ok=True)
-    with open(os.path.join(pipeline.working_dir, ".run.lock"), "a") as handle:
+    """Two runs of one pipeline at once would race on its state: the second one refuses. The lock file lives
+    beside the pipeline's working folder, not in it: a run may drop that folder (a local state its destination
+    does not hold, `prepare`), and the lock must outlive it."""
+    os.makedirs(pipeline.pipelines_dir, exist_ok=True)
+    with open(os.path.join(pipeline.pipelines_dir, f".{pipeline.pipeline_name}.run.lock"), "a") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

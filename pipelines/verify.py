@@ -164,18 +164,19 @@ def promises(options: RunOptions, config: SourceSettings) -> dict[int, Promise]:
 
 def judge_days(posthog: Mapping[DayKey, DayCounts], destination: Mapping[DayKey, int],
                pending: Pending) -> list[DayDifference]:
-    """The project-days that really differ: fewer rows than promised, or more than PostHog holds. What lies
-    between is pending by design and is added to `pending`."""
+    """The project-days that really differ: fewer rows than promised, or more than PostHog holds (rows
+    ingested after the last run may be there already: a repair or a backfill reads them). What lies between is
+    pending by design and is added to `pending`."""
     differences = []
     for key in sorted(set(posthog) | set(destination)):
         counts, held = posthog.get(key, DayCounts(0)), destination.get(key, 0)
         if held < counts.promised:
             differences.append(DayDifference(key[0], key[1], counts.promised, held))
-        elif held > counts.most:
-            differences.append(DayDifference(key[0], key[1], counts.most, held))
+        elif held > counts.most + counts.later:
+            differences.append(DayDifference(key[0], key[1], counts.most + counts.later, held))
         else:
-            pending.waiting_for_sweep += counts.most - held
-        pending.ingested_after += counts.later
+            pending.waiting_for_sweep += max(0, counts.most - held)
+            pending.ingested_after += counts.later - max(0, held - counts.most)
     return differences
 
 
@@ -519,11 +520,13 @@ def _compare_events(posthog: _PostHog, destination: _Destination, projects: Sequ
 
 def _compare_persons(posthog: _PostHog, destination: _Destination, projects: Sequence[Project],
                      options: RunOptions | None, pending: Pending) -> list[PersonsDifference]:
-    """Persons per project: those created before the last run must all be there; persons created since, and
+    """Persons per project: those created before the last run's lateness bound must all be there (a person's
+    `created_at` is the time of the event that created it, which may arrive late); persons created since, and
     deleted ones the next sweep removes (at most as many as PostHog ever deleted), are pending. Without
     `options` (no promise asked for), every person PostHog holds is compared."""
     theirs = destination.persons([p.id for p in projects])
     marks = committed_resource_state(options, "persons").get("events_watermark") or {} if options else {}
+    lateness = _settings(options).max_lateness if options else timedelta(0)
     differences: list[PersonsDifference] = []
     for project in projects:
         held = theirs.get(project.id, 0)
@@ -533,14 +536,14 @@ def _compare_persons(posthog: _PostHog, destination: _Destination, projects: Seq
             if held != total:
                 differences.append(PersonsDifference(project.id, total, held))
             continue
-        promised, total, deleted = posthog.persons_by_promise(project, watermark)
+        promised, total, deleted = posthog.persons_by_promise(project, watermark - lateness)
         if held < promised:
             differences.append(PersonsDifference(project.id, promised, held))
-        elif held > promised + deleted:
-            differences.append(PersonsDifference(project.id, promised + deleted, held))
+        elif held > total + deleted:
+            differences.append(PersonsDifference(project.id, total + deleted, held))
         else:
-            pending.persons_new += total - promised
-            pending.persons_deleted += held - promised
+            pending.persons_new += max(0, total - held)
+            pending.persons_deleted += max(0, held - total)
     log.info("verify: persons of %d projects compared, %d differ", len(projects), len(differences))
     return differences
 
@@ -657,7 +660,7 @@ def repair(options: VerifyOptions, report: VerifyReport, client: PostHogClient |
         log.info("repair: re-reading events of project %d, timestamp [%s, %s)", project_id, lo.isoformat(),
                  hi.isoformat())
         result = run(dataclasses.replace(
-            options.run, resources=["events"], extra_resources=(),
+            options.run, resources=["events"], extra_resources=(), isolate_failures=False,
             source_args={**base, "project_ids": [project_id], "start_date": lo.isoformat(), "end_date": hi.isoformat()},
         ))
         loaded = result.rows_extracted.get("events", 0)
@@ -667,7 +670,7 @@ def repair(options: VerifyOptions, report: VerifyReport, client: PostHogClient |
     for difference in report.persons or []:  # each differing project's persons read whole, replacing its rows
         log.info("repair: re-reading every person of project %d", difference.project_id)
         result = run(dataclasses.replace(
-            options.run, resources=["persons", "person_distinct_ids"], extra_resources=(),
+            options.run, resources=["persons", "person_distinct_ids"], extra_resources=(), isolate_failures=False,
             source_args={**base, "project_ids": [difference.project_id], "persons_full_refresh": True},
         ))
         summary.persons_reread += result.rows_extracted.get("persons", 0)
@@ -765,7 +768,8 @@ def _pending_lines(pending: Pending) -> list[str]:
                      f"(ingested in its ingestion_overlap) or the late sweep reads (older than max_lateness, "
                      f"ingested since the last sweep; {when})")
     if pending.persons_new:
-        lines.append(f"pending: {pending.persons_new:,} persons created after the last run: the next run loads them")
+        lines.append(f"pending: {pending.persons_new:,} persons created or changed since the last run: the next run "
+                     "loads them")
     if pending.persons_deleted:
         lines.append(f"pending: {pending.persons_deleted:,} persons PostHog deleted or merged away: removed at the "
                      "next late sweep")

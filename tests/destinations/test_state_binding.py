@@ -129,3 +129,20 @@ def test_two_folders_with_the_default_file_each_get_every_event(make_fake_server
     shutil.copy(tmp_path / "b" / "posthog_pipeline.duckdb", tmp_path / "warehouse.duckdb")
     assert_events_exact(server.world, tmp_path)
     assert read_rows(tmp_path, "persons")
+
+
+def test_the_run_lock_outlives_a_dropped_local_state(tmp_path):
+    """A run that drops its local state (its destination does not hold it) keeps its lock: a second run of the
+    same pipeline still refuses (the lock file was inside the dropped folder before)."""
+    import pytest
+
+    from pipelines.runner import make_pipeline, single_run
+    from posthog_source.errors import ConfigurationError
+
+    options = RunOptions(pipeline_name="posthog", duckdb_path=str(tmp_path / "warehouse.duckdb"),
+                         pipelines_dir=str(tmp_path / "pipelines"))
+    pipeline = make_pipeline(options)
+    with single_run(pipeline):
+        pipeline.drop()
+        with pytest.raises(ConfigurationError, match="already running"), single_run(make_pipeline(options)):
+            pass

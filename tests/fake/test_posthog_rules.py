@@ -78,6 +78,13 @@ def test_lazy_joins_and_virtual_tables_lead_on_to_their_fields() -> None:
     assert refused("SELECT person.nope FROM events") == "Field not found: nope"
 
 
+def test_a_field_two_joined_tables_have_must_be_qualified() -> None:
+    """posthog/hogql/resolver_utils.py `lookup_field_by_name`."""
+    assert refused("SELECT created_at FROM events e JOIN persons p ON p.id = e.person_id").startswith(
+        "Ambiguous query. Found multiple sources for field: created_at (e.created_at, p.created_at)")
+    judge("SELECT e.created_at FROM events e JOIN persons p ON p.id = e.person_id")
+
+
 def test_json_fields_take_any_key() -> None:
     judge("SELECT properties.$browser, properties.a.b.c FROM events LIMIT 1")
 
