@@ -97,11 +97,6 @@ def setup_logging(debug: bool) -> None:
 
 
 # -- configuration checks --------------------------------------------------------------------------
-def known_source_keys() -> set[str]:
-    """The settings the source reads under [sources.posthog]."""
-    return set(SETTING_NAMES)
-
-
 def unknown_config_keys(known: set[str]) -> list[tuple[str, str | None]]:
     """Keys under [sources.posthog] in .dlt/config.toml and .dlt/secrets.toml, and SOURCES__POSTHOG__* env
     vars, that are not in `known`, each with the closest known key (or None). dlt ignores such keys without a
@@ -159,7 +154,7 @@ def misspelled_sections() -> list[str]:
 
 def warn_unknown_config_keys(known: set[str] | None = None) -> None:
     """One warning line per unknown key, naming the closest known one, and per misspelled section."""
-    for key, closest in unknown_config_keys(known if known is not None else known_source_keys()):
+    for key, closest in unknown_config_keys(known if known is not None else set(SETTING_NAMES)):
         hint = f"; did you mean '{closest}'?" if closest else ""
         log.warning("unknown setting '%s' under [%s] is ignored%s", key, SECTION, hint)
     for where in misspelled_sections():

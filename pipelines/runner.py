@@ -420,16 +420,14 @@ def finish_pending(pipeline: dlt.Pipeline, options: RunOptions) -> bool:
 def _drop_extracted_copies_already_normalized(pipeline: dlt.Pipeline) -> None:
     """A kill inside dlt's normalize step can leave a package both normalized and still extracted; dlt would
     then fail on every later run ("Directory not empty"). The normalized copy is complete, so the extracted
-    one is dropped. (dlt 1.31 has no public call for this; the storages are pinned with dlt in the lock.)"""
-    try:
-        normalize_storage = pipeline._get_normalize_storage()
-        normalized = set(pipeline._get_load_storage().list_normalized_packages())
-    except (AttributeError, FileNotFoundError):
-        return
-    for load_id in normalize_storage.extracted_packages.list_packages():
-        if load_id in normalized:
+    one is dropped. dlt lists both kinds of package (public calls) but has no call to drop one extracted
+    package: its folder, `<working dir>/normalize/extracted/<load id>`, is removed."""
+    normalized = set(pipeline.list_normalized_load_packages())
+    for load_id in pipeline.list_extracted_load_packages():
+        folder = Path(pipeline.working_dir) / "normalize" / "extracted" / load_id
+        if load_id in normalized and folder.is_dir():
             log.info("dropping the extracted copy of package %s, which was already normalized", load_id)
-            normalize_storage.extracted_packages.delete_package(load_id)
+            shutil.rmtree(folder)
 
 
 @contextlib.contextmanager

@@ -1,6 +1,6 @@
 """The one HTTP client every resource shares: auth, timeouts, retries, 429 waits, PostHog's errors.
 
-A request is three small steps (docs: posthog-api.md §4-5):
+A request is three small steps (docs/posthog-api.md, "Limits and errors"):
 1. `classify(answer)`: a response or a transport error becomes `Done(value)`, `Retry(after, reason, kind)` or
    `Raise(error)`. Pure: no sleeping, no counters, so every status PostHog sends has a unit test.
 2. the wait: each kind of retry has its own budget. Transient faults (5xx, timeouts, dropped connections, cut
@@ -56,7 +56,8 @@ logger = logging.getLogger("posthog_source")
 _EXPECTED_AVAILABLE = re.compile(r"Expected available in (\d+(?:\.\d+)?) seconds?")
 _MISSING_SCOPE = re.compile(r"missing required scope '([^']+)'")
 _CONCURRENCY = "concurrency limit"
-# ClickHouse gave up on a HogQL query: timeout, estimated time too long, memory limit (posthog-api.md §5, §9).
+# ClickHouse gave up on a HogQL query: timeout, estimated time too long, memory limit
+# (docs/posthog-api.md, "Limits and errors").
 QUERY_TOO_LARGE_STATUSES = frozenset({504, 512, 513})
 # A 429 that names no wait (the concurrency limit) or names 0 s still waits this long, so it cannot spin.
 MIN_RATE_LIMIT_WAIT_SECONDS = 1.0
@@ -187,7 +188,7 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
 def parse_retry_wait(headers: Mapping[str, str], body: bytes, now: datetime | None = None) -> float | None:
     """Seconds PostHog asks us to wait: `Retry-After` if it parses, else the body's "Expected available in N
     seconds", else None (the caller backs off exponentially). PostHog sends the header only sometimes
-    (posthog-api.md §4)."""
+    (docs/posthog-api.md, "Limits and errors")."""
     wait = parse_retry_after(headers.get("Retry-After"), now)
     if wait is not None:
         return wait
@@ -307,7 +308,7 @@ def connection_reason(exc: BaseException) -> str:
 
 
 def request_class(path: str) -> str:
-    """Which of PostHog's throttle classes a path falls in (posthog-api.md §4)."""
+    """Which of PostHog's throttle classes a path falls in (docs/posthog-api.md, "Limits and errors")."""
     if path.rstrip("/").endswith("/query"):
         return "query"
     if any(part in path for part in settings.ANALYTICS_PATH_PARTS):

@@ -266,15 +266,6 @@ def count_by_day(
     return [(pendulum.parse(str(day), tz="UTC"), int(n)) for day, n in response.get("results") or []]
 
 
-def count_rows(client: PostHogClient, project: Project, table: str, conditions: Sequence[str] = ()) -> int:
-    """`SELECT count() FROM table WHERE ...` for one project."""
-    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
-    response = client.post(query_path(project), query_body(f"SELECT count() FROM {table}{where}", f"count {table}"),
-                           what=f"{table} count of project {project.id}")
-    rows = response.get("results") or [[0]]
-    return int(rows[0][0])
-
-
 
 def refusal(client: PostHogClient, project: Project, resource: str) -> str | None:
     """PostHog's message when it refuses what `resource` reads in `project` (None when every query of it is
@@ -366,16 +357,6 @@ def decode(content: bytes | bytearray) -> Answer:
     slice by slice. An answer of another shape is decoded whole here (a cut one raises: the client retries)."""
     with _PARSE_LOCK, _no_cyclic_gc():
         return decode_answer(content)
-
-
-def parse_page(content: bytes, table: HogQLTable, project: Project, limit: int) -> Page:
-    """One HogQL answer -> one Arrow page converted by the answer's column types, and where to continue."""
-    pages = list(answer_pages(decode(content), table, project, limit))
-    tables = [page.table for page in pages if page.table is not None]
-    if not pages:
-        return Page(None, False, None)
-    merged = pa.concat_tables(tables) if len(tables) > 1 else tables[0] if tables else None
-    return Page(merged, pages[-1].more, pages[-1].last_key, sum(page.answered for page in pages))
 
 
 def answer_pages(answer: Answer, table: HogQLTable, project: Project, limit: int) -> Iterator[Page]:

@@ -1,8 +1,8 @@
 """A client-side limiter that keeps every thread inside PostHog's budgets, so 429s stay rare.
 
-PostHog counts requests per personal API key in sliding windows (posthog-api.md §4). We count the same
-way, but a request stays in our windows until it *completes* (PostHog counts it on arrival), which keeps
-us a little on the safe side whatever the latency. HogQL queries are also limited in concurrency.
+PostHog counts requests per personal API key in sliding windows (docs/posthog-api.md, "Limits and errors").
+We count the same way, but a request stays in our windows until it *completes* (PostHog counts it on
+arrival), which keeps us a little on the safe side whatever the latency. HogQL queries are also limited in concurrency.
 When PostHog answers 429 anyway, `pause()` holds back every thread of that class until the given time.
 """
 
@@ -69,7 +69,8 @@ class RateLimiter:
             raise ConfigurationError(f"rate_limit_time_scale must be a positive number, got '{time_scale}'")
         concurrency = concurrency or {}
         # A class with a concurrency limit is limited even without budgets: `rate_limits = {}` turns off
-        # budgeting only, PostHog still runs at most 3 queries of a team at once (posthog-api.md §9).
+        # budgeting only, PostHog still runs at most 3 queries of a team at once (docs/posthog-api.md, "Limits
+        # and errors").
         names = list(budgets) + [name for name in concurrency if name not in budgets]
         self._classes = {
             name: _RequestClass(budgets.get(name, ()), concurrency.get(name), time_scale) for name in names

@@ -26,8 +26,6 @@ HOGQL_MAX_ROWS = 50_000
 DEFAULT_PAGE_BYTES = 64 * 1024 * 1024
 MIN_PAGE_ROWS = 100
 # Default page of the REST list endpoints; PostHog's default is 100 and most have no maximum.
-REST_PAGE_SIZE = 100
-SESSION_RECORDINGS_PAGE_SIZE = 50
 
 # Events still being ingested are left for the next run: the upper bound on created_at is now - lag.
 DEFAULT_INGESTION_LAG_SECONDS = 5 * 60

@@ -40,6 +40,3 @@ class Marks:
         """Write the staged marks: call after the last row of the run was yielded."""
         self._stored.update(self._staged)
         self._staged.clear()
-
-    def clear(self, project_id: int) -> None:
-        self._stored.pop(str(project_id), None)

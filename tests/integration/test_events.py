@@ -128,10 +128,14 @@ def test_promoted_properties_become_typed_columns(make_fake_server, tmp_path):
     server = make_fake_server(seed=3, events=3_000)
     run_pipeline(server, tmp_path, resources=["events"], promoted_properties=["$browser", "plan"])
     rows = read_rows(tmp_path, "events")
+    assert len(rows) == sum(len(server.world.truth_events(p["id"])) for p in server.world.projects)
     for row in rows:
         properties = json.loads(row["properties"])
         assert row["prop_browser"] == properties.get("$browser")
         assert row["prop_plan"] == (None if properties.get("plan") is None else str(properties["plan"]))
+    # the columns hold values, not only NULLs that would match a missing property as well
+    assert sum(row["prop_browser"] is not None for row in rows) > len(rows) / 10
+    assert any(row["prop_plan"] is not None for row in rows)
     with pytest.raises(Exception, match="would both become column prop_plan"):
         run_pipeline(server, tmp_path, resources=["events"], promoted_properties=["Plan", "plan"])
 

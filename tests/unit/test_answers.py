@@ -11,11 +11,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from posthog_source import answers, hogql
+from posthog_source import answers
 from posthog_source.answers import decode_answer
 from posthog_source.errors import TransientHTTPError
 from posthog_source.hogql import EVENTS_BY_TIMESTAMP, keyset_pages
 from posthog_source.projects import Project
+from tests.unit.pages import parse_page
 
 # Text made of the characters the cut looks for, so candidates fall inside strings and nested arrays.
 TRICKY = st.text(alphabet='[],"\\{}: xé\n', max_size=12)
@@ -144,7 +145,7 @@ def test_a_copy_of_a_row_across_two_slices_is_dropped(monkeypatch: pytest.Monkey
     monkeypatch.setattr(answers, "SLICE_BYTES", 1024)
     rows = event_rows(30)
     with_copies = [r for row in rows for r in ([row, row] if int(row[0][-3:]) % 4 == 0 else [row])]
-    page = hogql.parse_page(orjson.dumps({"results": with_copies}), EVENTS_BY_TIMESTAMP,
+    page = parse_page(orjson.dumps({"results": with_copies}), EVENTS_BY_TIMESTAMP,
                             Project(1, "web", "UTC", None), 50_000)
     assert page.table is not None
     assert page.table.column("uuid").to_pylist() == [r[0] for r in rows]

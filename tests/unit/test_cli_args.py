@@ -13,10 +13,10 @@ from pipelines.cli import (
     build_parser,
     check_writable_folder,
     explain,
-    known_source_keys,
     main,
     unknown_config_keys,
 )
+from posthog_source import SETTING_NAMES
 from posthog_source.errors import ConfigurationError, PermissionDeniedError
 
 
@@ -63,12 +63,12 @@ def test_unknown_config_keys_from_toml_and_env(tmp_path: Path, monkeypatch: pyte
     monkeypatch.setenv("SOURCES__POSTHOG__WORKRES", "2")
     monkeypatch.setenv("SOURCES__POSTHOG__PROJECT_IDS", "1")
     monkeypatch.setenv("SOURCES__POSTHOG__ZZZ", "1")
-    found = unknown_config_keys(known_source_keys())
+    found = unknown_config_keys(set(SETTING_NAMES))
     assert sorted(found, key=lambda kv: kv[0]) == [
         ("api_kee", "api_key"), ("ingestion_lagg", "ingestion_lag"), ("strat_date", "start_date"),
         ("workres", "workers"), ("zzz", None),
     ]
-    everything = known_source_keys() | {"strat_date", "api_kee", "ingestion_lagg", "workres", "zzz"}
+    everything = set(SETTING_NAMES) | {"strat_date", "api_kee", "ingestion_lagg", "workres", "zzz"}
     assert unknown_config_keys(everything) == []
 
 
@@ -76,7 +76,7 @@ def test_a_broken_config_file_is_left_to_dlt_to_report(tmp_path: Path, monkeypat
     (tmp_path / ".dlt").mkdir()
     (tmp_path / ".dlt" / "config.toml").write_text('[sources.posthog]\nstart_date = "2025-06-01\n')
     monkeypatch.chdir(tmp_path)
-    assert all(key != "start_date" for key, _ in unknown_config_keys(known_source_keys()))
+    assert all(key != "start_date" for key, _ in unknown_config_keys(set(SETTING_NAMES)))
 
 
 # ------------------------------------------------------------------------------------------------ explain

@@ -17,8 +17,9 @@ from hypothesis import strategies as st
 
 from posthog_source import hogql
 from posthog_source.errors import PostHogSourceError
-from posthog_source.hogql import Kind, clickhouse_base_type, parse_page, rows_to_arrow
+from posthog_source.hogql import Kind, clickhouse_base_type, rows_to_arrow
 from posthog_source.projects import Project
+from tests.unit.pages import parse_page
 
 UTC_PROJECT = Project(1, "web", "UTC", None)
 NY_PROJECT = Project(2, "mobile", "America/New_York", None)

@@ -13,9 +13,10 @@ import orjson
 import pyarrow as pa
 
 from posthog_source import hogql
-from posthog_source.hogql import EVENTS_BY_TIMESTAMP, parse_page, rows_to_arrow
+from posthog_source.hogql import EVENTS_BY_TIMESTAMP, rows_to_arrow
 from posthog_source.parallel import interleave
 from posthog_source.projects import Project
+from tests.unit.pages import parse_page
 
 PROJECT = Project(1, "web", "UTC", None)
 TYPES = [["uuid", "String"], ["event", "String"], ["distinct_id", "String"], ["person_id", "String"],
