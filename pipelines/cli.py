@@ -634,6 +634,17 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--progress", action="store_true",
                          help="also log dlt's own counters every 10 s (a terminal shows a bar by default)")
 
+    _add_run_and_backfill(command, common)
+    _add_check_demo_report(command)
+    add_verify_parser(commands, common)
+    return parser
+
+
+Command = Callable[[str, str], argparse.ArgumentParser]
+Common = Callable[[argparse.ArgumentParser], None]
+
+
+def _add_run_and_backfill(command: Command, common: Common) -> None:
     run_parser = command("run", "incremental run of every (or the chosen) table")
     common(run_parser)
     run_parser.add_argument("--resources", help=f"comma list of tables to load (default all): {', '.join(ALL_TABLES)}")
@@ -661,6 +672,8 @@ def build_parser() -> argparse.ArgumentParser:
     backfill_parser.add_argument("--no-handover", action="store_true", help="do not start the incremental cursor")
     backfill_parser.set_defaults(handler=cmd_backfill)
 
+
+def _add_check_demo_report(command: Command) -> None:
     check_parser = command("check", "verify host, key, scopes and projects")
     check_parser.add_argument("--projects")
     check_parser.add_argument("--destination", default="duckdb", help="where to look for the pipeline's state")
@@ -684,8 +697,6 @@ def build_parser() -> argparse.ArgumentParser:
     report_parser.add_argument("--tz", default="UTC", help="time zone that days and weeks are cut in")
     report_parser.add_argument("--html", help="also write a self-contained HTML page with charts")
     report_parser.set_defaults(handler=cmd_report)
-    add_verify_parser(commands, common)
-    return parser
 
 
 # glibc's mallopt parameter for the number of malloc arenas (malloc.h).

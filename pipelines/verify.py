@@ -614,16 +614,46 @@ def _slices(lo: pendulum.DateTime, hi: pendulum.DateTime, rows: int) -> list[tup
 
 
 def repair(options: VerifyOptions, report: VerifyReport, client: PostHogClient | None = None) -> RepairSummary:
-    """Re-read exactly the differing project-days, then delete the destination's rows of those days whose
-    uuid PostHog no longer holds; the persons (and distinct ids) of each project whose count differs are read
-    whole, which replaces that project's rows (deleted persons leave)."""
+    """Compare the uuids of each differing project-day, delete the destination's rows PostHog no longer holds,
+    re-read the minutes around the missing ones; the persons (and distinct ids) of each project whose count
+    differs are read whole, which replaces that project's rows (deleted persons leave)."""
     client = client or _client(options.run)
     posthog = _PostHog(client)
     summary = RepairSummary()
-    projects = {p.id: p for p in _projects(client, options.run)}
     _restore_local_state(options.run)
     base = {k: v for k, v in options.run.source_args.items()
             if k not in ("project_ids", "start_date", "end_date", "full_refresh")}
+    windows = _remove_extra_rows(options, report, posthog, summary)
+    # What is missing is re-read in the few minutes around it, not whole days (a day of a busy project is tens of
+    # windows of queries; a handful of rows lost from it costs one small read).
+    for project_id, lo, hi in windows:
+        log.info("repair: re-reading events of project %d, timestamp [%s, %s)", project_id, lo.isoformat(),
+                 hi.isoformat())
+        result = run(dataclasses.replace(
+            options.run, resources=["events"], extra_resources=(), isolate_failures=False,
+            source_args={**base, "project_ids": [project_id], "start_date": lo.isoformat(), "end_date": hi.isoformat()},
+        ))
+        loaded = result.rows_extracted.get("events", 0)
+        summary.windows_reread += 1
+        summary.rows_loaded += loaded
+        summary.reread_queries += 1 + loaded // settings.HOGQL_MAX_ROWS + 1
+    for difference in report.persons or []:  # each differing project's persons read whole, replacing its rows
+        log.info("repair: re-reading every person of project %d", difference.project_id)
+        result = run(dataclasses.replace(
+            options.run, resources=["persons", "person_distinct_ids"], extra_resources=(), isolate_failures=False,
+            source_args={**base, "project_ids": [difference.project_id], "persons_full_refresh": True},
+        ))
+        summary.persons_reread += result.rows_extracted.get("persons", 0)
+        summary.projects_persons += 1
+    summary.queries = posthog.queries
+    return summary
+
+
+def _remove_extra_rows(options: VerifyOptions, report: VerifyReport, posthog: _PostHog,
+                       summary: RepairSummary) -> list[tuple[int, pendulum.DateTime, pendulum.DateTime]]:
+    """For each differing project-day, the uuids on both sides: the destination's rows PostHog no longer holds
+    are deleted; returns the windows around the events the destination misses."""
+    projects = {p.id: p for p in _projects(posthog.client, options.run)}
     windows: list[tuple[int, pendulum.DateTime, pendulum.DateTime]] = []
     opened = _Opened(options.run)
     with opened as destination:
@@ -654,29 +684,7 @@ def repair(options: VerifyOptions, report: VerifyReport, client: PostHogClient |
                 "append-only, so --repair can add missing events there but not remove rows; reload the "
                 "dataset from scratch (a new --dataset-name) to drop them"
             )
-    # What is missing is re-read in the few minutes around it, not whole days (a day of a busy project is tens of
-    # windows of queries; a handful of rows lost from it costs one small read).
-    for project_id, lo, hi in windows:
-        log.info("repair: re-reading events of project %d, timestamp [%s, %s)", project_id, lo.isoformat(),
-                 hi.isoformat())
-        result = run(dataclasses.replace(
-            options.run, resources=["events"], extra_resources=(), isolate_failures=False,
-            source_args={**base, "project_ids": [project_id], "start_date": lo.isoformat(), "end_date": hi.isoformat()},
-        ))
-        loaded = result.rows_extracted.get("events", 0)
-        summary.windows_reread += 1
-        summary.rows_loaded += loaded
-        summary.reread_queries += 1 + loaded // settings.HOGQL_MAX_ROWS + 1
-    for difference in report.persons or []:  # each differing project's persons read whole, replacing its rows
-        log.info("repair: re-reading every person of project %d", difference.project_id)
-        result = run(dataclasses.replace(
-            options.run, resources=["persons", "person_distinct_ids"], extra_resources=(), isolate_failures=False,
-            source_args={**base, "project_ids": [difference.project_id], "persons_full_refresh": True},
-        ))
-        summary.persons_reread += result.rows_extracted.get("persons", 0)
-        summary.projects_persons += 1
-    summary.queries = posthog.queries
-    return summary
+    return windows
 
 
 def _restore_local_state(options: RunOptions) -> None:
