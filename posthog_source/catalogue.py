@@ -75,7 +75,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              instants=("start_time", "end_time", "expiry_time"), sentinel_key={"id": ""}),
 )
 
-# Loaded through HogQL (posthog_source/hogql.py), listed so names can be validated in one place.
+# Loaded through HogQL (posthog_source/hogql/), listed so names can be validated in one place.
 HOGQL_TABLES: tuple[str, ...] = ("events", "persons", "person_distinct_ids", "sessions", "cohort_people")
 # `projects` comes from project discovery itself.
 ALL_TABLES: tuple[str, ...] = ("projects",) + tuple(e.table for e in ENDPOINTS) + HOGQL_TABLES

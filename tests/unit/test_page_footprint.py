@@ -12,8 +12,7 @@ from collections.abc import Iterator
 import orjson
 import pyarrow as pa
 
-from posthog_source import hogql
-from posthog_source.hogql import EVENTS_BY_TIMESTAMP, rows_to_arrow
+from posthog_source.hogql import EVENTS_BY_TIMESTAMP, pages, rows_to_arrow
 from posthog_source.parallel import interleave
 from posthog_source.projects import Project
 from tests.unit.pages import parse_page
@@ -56,9 +55,9 @@ def test_a_page_is_parsed_without_cyclic_garbage_collection_and_the_collector_is
 
 
 def test_rows_are_converted_slice_by_slice_freeing_them_into_the_same_table() -> None:
-    rows = event_rows(2 * hogql._CONVERT_ROWS + 17)
+    rows = event_rows(2 * pages._CONVERT_ROWS + 17)
     expected = rows_to_arrow([list(r) for r in rows], EVENTS_BY_TIMESTAMP, PROJECT, TYPES)
-    converted = hogql._rows_to_arrow_releasing(rows, EVENTS_BY_TIMESTAMP, PROJECT, TYPES)
+    converted = pages._rows_to_arrow_releasing(rows, EVENTS_BY_TIMESTAMP, PROJECT, TYPES)
     assert rows == []  # every slice's Python objects were let go
     assert converted.schema == expected.schema
     assert converted.equals(expected)

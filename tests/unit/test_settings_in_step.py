@@ -64,3 +64,15 @@ def test_list_settings_from_env_text():
 def test_a_broken_list_is_one_line():
     with pytest.raises(ConfigurationError, match="is not a list"):
         parse_list('["$browser", ', "promoted_properties")
+
+
+def test_the_library_entry_point_takes_exactly_the_settings() -> None:
+    """`posthog_source(...)` (for dlt users) and `SourceSettings` (what everything else takes) name the same
+    settings, so neither door has one the other lacks."""
+    import dataclasses
+    import inspect
+
+    from posthog_source import SETTING_NAMES, posthog_source
+
+    parameters = list(inspect.signature(posthog_source).parameters)
+    assert parameters == list(SETTING_NAMES) == [f.name for f in dataclasses.fields(SourceSettings)]
