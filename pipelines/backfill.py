@@ -95,8 +95,8 @@ def backfill(
     batch_size = max(1, workers)
     empty = 0
     for batch in _contiguous_batches(todo, batch_size):
-        source_args = {**options.source_args, "start_date": batch[0][0].isoformat(),
-                       "end_date": batch[-1][1].isoformat(), "workers": workers}
+        # instants stay instants: SourceSettings takes them as they are (no text to parse again)
+        source_args = {**options.source_args, "start_date": batch[0][0], "end_date": batch[-1][1], "workers": workers}
         result = run(replace(options, resources=["events"], source_args=source_args, isolate_failures=False,
                              extra_resources=[window_marker(batch, scope, options.pipeline_name)]))
         for table, count in result.rows_extracted.items():
@@ -109,8 +109,8 @@ def backfill(
     if empty:
         log.info("backfill: %d of %d windows held no events", empty, len(todo))
     if reaches_present and handover_pipeline:
-        handover_args = {**options.source_args, "start_date": end.isoformat(), "workers": workers,
-                         "handover_watermark": started_at.subtract(seconds=lag).isoformat()}
+        handover_args = {**options.source_args, "start_date": end, "workers": workers,
+                         "handover_watermark": started_at.subtract(seconds=lag)}
         handover_args.pop("end_date", None)
         result = run(replace(options, pipeline_name=handover_pipeline, resources=["events"],
                              source_args=handover_args))

@@ -631,7 +631,7 @@ def repair(options: VerifyOptions, report: VerifyReport, client: PostHogClient |
                  hi.isoformat())
         result = run(dataclasses.replace(
             options.run, resources=["events"], extra_resources=(), isolate_failures=False,
-            source_args={**base, "project_ids": [project_id], "start_date": lo.isoformat(), "end_date": hi.isoformat()},
+            source_args={**base, "project_ids": [project_id], "start_date": lo, "end_date": hi},
         ))
         loaded = result.rows_extracted.get("events", 0)
         summary.windows_reread += 1
