@@ -233,3 +233,18 @@ def test_cohort_membership_is_a_snapshot_people_who_left_disappear(make_fake_ser
     assert change["left"]
     run_pipeline(server, tmp_path, resources=["cohort_people"])
     assert_cohort_people_exact(world, tmp_path)
+
+
+def test_a_person_added_to_a_static_cohort_twice_is_loaded_once(make_fake_server, tmp_path):
+    """PostHog's static_cohort_people keeps a person uploaded twice twice (schema/static_cohort_people.py does
+    not de-duplicate): pages are in key order, and a row that repeats the previous key is dropped
+    (hogql.drop_adjacent_duplicates), so the key is loaded once."""
+    server = make_fake_server(seed=28, events=2_000)
+    world = server.world
+    with world.lock:
+        world.con.execute("INSERT INTO static_cohort_people SELECT * FROM static_cohort_people WHERE team_id = 1 "
+                          "LIMIT 3")
+    run_pipeline(server, tmp_path, resources=["cohort_people"])
+    assert_cohort_people_exact(world, tmp_path)
+    rows = [(r["project_id"], r["cohort_id"], r["person_id"]) for r in read_rows(tmp_path, "cohort_people")]
+    assert len(rows) == len(set(rows))
