@@ -23,8 +23,9 @@ import pendulum
 from benchmarks.fake import peer_arguments
 from posthog_source import settings
 from posthog_source.config import SourceSettings
-from posthog_source.events import EventMarks, QueryPlan, plan_events
+from posthog_source.events import QueryPlan, plan_events
 from posthog_source.hogql import RowWidth, build_query
+from posthog_source.incremental import Position
 from posthog_source.projects import Project
 
 WORKERS = 4  # the connector's default number of parallel walks
@@ -98,7 +99,7 @@ def plans_for(client: Client, projects: Sequence[int], start_date: str) -> list[
     plans: list[QueryPlan] = []
     now = pendulum.now("UTC")
     for project_id in projects:
-        planned = plan_events(Project(project_id, str(project_id), "UTC", None), EventMarks(), config, now,
+        planned = plan_events(Project(project_id, str(project_id), "UTC", None), Position(), config, now,
                               count_by_day)
         plans.extend(planned.plans)
     return plans

@@ -27,7 +27,7 @@ import re
 import sys
 import types
 from dataclasses import dataclass, field
-from functools import cache, lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -59,17 +59,15 @@ def function_facts() -> dict[str, Any]:
 def _parser() -> types.ModuleType:
     """PostHog's parser. It imports `posthog.hogql.errors` when it loads: PostHog's own module where PostHog is
     installed, else our stand-in with PostHog's class names (posthog_errors.py)."""
-    if importlib.util.find_spec("posthog") is None or "posthog.hogql.errors" not in sys.modules:
-        try:
-            importlib.import_module("posthog.hogql.errors")
-        except ImportError:
-            stand_in = importlib.import_module("fake_posthog.posthog_errors")
-            if importlib.util.find_spec("posthog") is None:
-                sys.modules.setdefault("posthog", types.ModuleType("posthog"))
-            else:  # another package called posthog (PostHog's Python SDK): give it the one submodule needed
-                importlib.import_module("posthog")
-            sys.modules.setdefault("posthog.hogql", types.ModuleType("posthog.hogql"))
-            sys.modules["posthog.hogql.errors"] = stand_in
+    try:
+        importlib.import_module("posthog.hogql.errors")
+    except ImportError:
+        if importlib.util.find_spec("posthog") is None:
+            sys.modules.setdefault("posthog", types.ModuleType("posthog"))
+        else:  # another package called posthog (PostHog's Python SDK): give it the one submodule needed
+            importlib.import_module("posthog")
+        sys.modules.setdefault("posthog.hogql", types.ModuleType("posthog.hogql"))
+        sys.modules["posthog.hogql.errors"] = importlib.import_module("fake_posthog.posthog_errors")
     return importlib.import_module("hogql_parser")
 
 
@@ -353,9 +351,15 @@ def judge(query: str, persons_on_events_mode: str = PERSONS_ON_EVENTS_MODES[0],
     if key is None:
         _judge(query, persons_on_events_mode, missing_tables)
         return
-    verdict = _verdict(key, query, persons_on_events_mode, missing_tables)
-    if verdict is not None:
-        raise PostHogRefusal(verdict)
+    verdicts = (key, persons_on_events_mode, missing_tables)
+    if verdicts not in _VERDICTS:  # the first text of a shape is judged in its own words
+        try:
+            _judge(query, persons_on_events_mode, missing_tables)
+            _VERDICTS[verdicts] = None
+        except PostHogRefusal as exc:
+            _VERDICTS[verdicts] = str(exc)
+    if _VERDICTS[verdicts] is not None:
+        raise PostHogRefusal(_VERDICTS[verdicts])
 
 
 _LITERAL = re.compile(r"'(?:[^'\\]|\\.)*'|(?<![\w$`.])\d+(?:\.\d+)?(?![\w`])")
@@ -366,21 +370,8 @@ def _shape(query: str) -> str | None:
     return None if "'" in shaped else shaped
 
 
-@lru_cache(maxsize=4096)
-def _verdict_of_shape(shape: str, persons_on_events_mode: str, missing_tables: frozenset[str]) -> str | None:
-    try:
-        _judge(_VERDICT_SOURCE[shape], persons_on_events_mode, missing_tables)
-    except PostHogRefusal as exc:
-        return str(exc)
-    return None
-
-
-_VERDICT_SOURCE: dict[str, str] = {}  # a shape -> the first text seen with it (judged in its own words)
-
-
-def _verdict(shape: str, query: str, mode: str, missing: frozenset[str]) -> str | None:
-    _VERDICT_SOURCE.setdefault(shape, query)
-    return _verdict_of_shape(shape, mode, missing)
+# (shape, persons-on-events mode, missing tables) -> PostHog's message, or None when accepted
+_VERDICTS: dict[tuple[str, str, frozenset[str]], str | None] = {}
 
 
 def _judge(query: str, persons_on_events_mode: str, missing_tables: frozenset[str]) -> None:

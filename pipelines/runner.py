@@ -285,11 +285,12 @@ def destination_state(options: RunOptions) -> StateId | None:
     return _state_id(held) if held is not None else None
 
 
-def committed_resource_state(options: RunOptions, resource: str) -> dict[str, Any]:
-    """One resource's state (its marks) as committed with the data the destination holds."""
+def committed_resources_state(options: RunOptions) -> dict[str, Any]:
+    """Every resource's state (its marks), by resource name, as committed with the data the destination
+    holds."""
     held = destination_pipeline_state(options) or {}
     sources = held.get("sources") or {}
-    return dict(((sources.get("posthog") or {}).get("resources") or {}).get(resource) or {})
+    return dict((sources.get("posthog") or {}).get("resources") or {})
 
 
 def describe_destination(options: RunOptions) -> str:

@@ -29,7 +29,7 @@ import pendulum
 from pipelines import lake
 from pipelines.runner import (
     RunOptions,
-    committed_resource_state,
+    committed_resources_state,
     default_duckdb_file,
     destination_lock,
     make_pipeline,
@@ -145,9 +145,8 @@ def _instant(value: Any) -> pendulum.DateTime | None:
     return pendulum.parse(str(value)).in_timezone("UTC") if value else None  # type: ignore[union-attr]
 
 
-def promises(options: RunOptions, config: SourceSettings) -> dict[int, Promise]:
+def promises(marks: Mapping[str, Any], config: SourceSettings) -> dict[int, Promise]:
     """Each project's promise, from the events marks the destination holds (none for stateless windows)."""
-    marks = committed_resource_state(options, "events")
     found: dict[int, Promise] = {}
     for project, value in (marks.get("created_at_watermark") or {}).items():
         watermark = _instant(value)
@@ -519,14 +518,12 @@ def _compare_events(posthog: _PostHog, destination: _Destination, projects: Sequ
 
 
 def _compare_persons(posthog: _PostHog, destination: _Destination, projects: Sequence[Project],
-                     options: RunOptions | None, pending: Pending) -> list[PersonsDifference]:
+                     marks: Mapping[str, Any], lateness: timedelta, pending: Pending) -> list[PersonsDifference]:
     """Persons per project: those created before the last run's lateness bound must all be there (a person's
     `created_at` is the time of the event that created it, which may arrive late); persons created since, and
-    deleted ones the next sweep removes (at most as many as PostHog ever deleted), are pending. Without
-    `options` (no promise asked for), every person PostHog holds is compared."""
+    deleted ones the next sweep removes (at most as many as PostHog ever deleted), are pending. A project
+    without a watermark in `marks` (or no promise asked for: empty marks) is compared with every person."""
     theirs = destination.persons([p.id for p in projects])
-    marks = committed_resource_state(options, "persons").get("events_watermark") or {} if options else {}
-    lateness = _settings(options).max_lateness if options else timedelta(0)
     differences: list[PersonsDifference] = []
     for project in projects:
         held = theirs.get(project.id, 0)
@@ -568,16 +565,19 @@ def verify(options: VerifyOptions, client: PostHogClient | None = None) -> Verif
             )
         start, end = _range(options, destination, ids, where, has_events)
         pending = Pending()
+        config = _settings(options.run)
+        # the marks committed with the destination's data, read once (events' and persons')
+        committed = committed_resources_state(options.run) if options.promised else {}
         events: list[DayDifference] = []
         if has_events:
-            promised = promises(options.run, _settings(options.run)) if options.promised else {}
+            promised = promises(committed.get("events") or {}, config)
             events = _compare_events(posthog, destination, projects, start, end, promised, pending)
         else:
             notes.append(f"{where} has no events table: events not compared")
         persons: list[PersonsDifference] | None = None
         if has_persons:
-            persons = _compare_persons(posthog, destination, projects, options.run if options.promised else None,
-                                       pending)
+            persons_marks = (committed.get("persons") or {}).get("events_watermark") or {}
+            persons = _compare_persons(posthog, destination, projects, persons_marks, config.max_lateness, pending)
         else:
             notes.append(f"{where} has no persons table: persons not compared")
     return VerifyReport(

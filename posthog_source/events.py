@@ -143,14 +143,10 @@ class QueryPlan:
         return [replace(self, ts_hi=middle, after=after), replace(self, ts_lo=middle, after=after)]
 
 
-# A project's events position (the ingestion cursor's, posthog_source/incremental.py).
-EventMarks = Position
-
-
 @dataclass(frozen=True)
 class ProjectPlan:
     plans: list[QueryPlan]
-    marks: EventMarks | None  # to store after the run; None: stateless (an explicit end date)
+    marks: Position | None  # to store after the run; None: stateless (an explicit end date)
     expected_rows: int  # what the count queries found
     summary: str  # one line for the log
 
@@ -160,7 +156,7 @@ CountByDay = Callable[[Project, Sequence[str]], list[tuple[pendulum.DateTime, in
 
 def plan_events(
     project: Project,
-    marks: EventMarks,
+    marks: Position,
     config: SourceSettings,
     now: pendulum.DateTime,
     count_by_day: CountByDay,
@@ -187,7 +183,7 @@ def plan_events(
         plans += [QueryPlan(project, hogql.EVENTS_BY_CREATED_AT, lo, hi, created_lo, created_hi, "incremental")
                   for lo, hi in group_windows(buckets, counts, settings.WINDOW_TARGET_ROWS)]
     summary = f"project {project.id}: {rows:,} events ingested since {created_lo.isoformat()}"
-    new_marks = EventMarks(created_hi, marks.swept_to, marks.swept_at)
+    new_marks = Position(created_hi, marks.swept_to, marks.swept_at)
     sweep_due = marks.swept_at is None or now - marks.swept_at >= config.late_sweep
     if sweep_due:
         swept_from = (marks.swept_to or watermark) - config.ingestion_overlap
@@ -202,7 +198,7 @@ def plan_events(
         rows += late_rows
         summary += (f"; late sweep: {late_rows:,} events ingested since {swept_from.isoformat()} with a timestamp "
                     f"before {scan_lo.isoformat()}, on {len(late)} days")
-        new_marks = EventMarks(created_hi, created_hi, now)
+        new_marks = Position(created_hi, created_hi, now)
     return ProjectPlan(plans, new_marks, rows, summary)
 
 
@@ -219,7 +215,7 @@ def _plan_range(
     created = (None, None) if stateless else (None, created_hi)
     counts = count_by_day(project, range_condition("timestamp", config.start_date, scan_hi)
                           + range_condition("created_at", *created))
-    marks = None if stateless else EventMarks(created_hi, created_hi, now)
+    marks = None if stateless else Position(created_hi, created_hi, now)
     rows = sum(n for _, n in counts)
     scan_lo = config.start_date or (counts[0][0] if counts else None)
     if not counts or scan_lo is None or scan_hi <= scan_lo:

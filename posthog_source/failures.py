@@ -9,7 +9,7 @@ How it works (the runner, pipelines/runner.py, does the second half):
   after a resource's last page), so its state does not advance and the next run reads the same range again;
 - after the extract, the runner withdraws every file the failed resources wrote from the load package, so a
   snapshot that failed on its second page neither wipes nor half-replaces what the destination holds;
-- the run ends with exit 5 (`SomeTablesFailed`), one line per failed table, after the others loaded.
+- the run ends with exit 5 (pipelines/cli.py), one line per failed table, after the others loaded.
 What is not a table's fault still stops the run as before: a bad key (exit 3), bad settings (exit 2), the
 rate-limit wait or the organisation's quota running out, the destination failing (exit 1).
 Without a `TableFailures` (a library user running the source with plain dlt) errors propagate as dlt's do:
@@ -41,12 +41,6 @@ _TABLE_ERRORS = (BadRequestError, NotFoundError, QueryTooLargeError, TransientHT
 
 def is_table_failure(exc: BaseException) -> bool:
     return isinstance(exc, _TABLE_ERRORS) or type(exc) is PostHogSourceError
-
-
-class SomeTablesFailed(PostHogSourceError):
-    """Exit 5: the tables named failed and kept what the destination had; every other table loaded."""
-
-    exit_code = 5
 
 
 def advice(exc: BaseException) -> str:

@@ -9,8 +9,9 @@ import pendulum
 import pytest
 
 from posthog_source.config import SourceSettings
-from posthog_source.events import EventMarks, QueryPlan, estimate_line, plan_events
+from posthog_source.events import QueryPlan, estimate_line, plan_events
 from posthog_source.hogql import EVENTS_BY_CREATED_AT, EVENTS_BY_TIMESTAMP
+from posthog_source.incremental import Position
 from posthog_source.projects import Project
 
 PROJECT = Project(1, "web", "UTC", None)
@@ -39,7 +40,7 @@ def day(n: int) -> pendulum.DateTime:
 
 def test_a_first_run_without_start_date_reads_from_the_first_day_with_events():
     counter = Counter([(day(400), 10), (day(3), 20)])
-    planned = plan_events(PROJECT, EventMarks(), settings(ingestion_lag="5m"), NOW, counter)
+    planned = plan_events(PROJECT, Position(), settings(ingestion_lag="5m"), NOW, counter)
     assert planned.expected_rows == 30
     assert planned.plans[0].ts_lo == day(400) and planned.plans[0].table is EVENTS_BY_TIMESTAMP
     assert planned.plans[-1].ts_hi == NOW - timedelta(minutes=5) + timedelta(hours=24)
@@ -50,7 +51,7 @@ def test_a_first_run_without_start_date_reads_from_the_first_day_with_events():
 
 def test_an_incremental_run_rereads_the_overlap_and_bounds_timestamp_by_max_lateness():
     watermark = NOW.subtract(hours=2)
-    marks = EventMarks(watermark, watermark, NOW.subtract(hours=2))
+    marks = Position(watermark, watermark, NOW.subtract(hours=2))
     counter = Counter([(day(0), 5)])
     planned = plan_events(PROJECT, marks, settings(ingestion_lag="0", ingestion_overlap="1h"), NOW, counter)
     (plan,) = planned.plans
@@ -58,12 +59,12 @@ def test_an_incremental_run_rereads_the_overlap_and_bounds_timestamp_by_max_late
     assert plan.created_lo == watermark - timedelta(hours=1) and plan.created_hi == NOW
     assert plan.ts_lo == watermark - timedelta(days=7)
     assert len(counter.asked) == 1  # the sweep is not due: one count query
-    assert planned.marks == EventMarks(NOW, watermark, marks.swept_at)
+    assert planned.marks == Position(NOW, watermark, marks.swept_at)
 
 
 def test_a_due_sweep_reads_only_the_old_days_that_received_events():
     watermark = NOW.subtract(hours=2)
-    marks = EventMarks(watermark, NOW.subtract(days=2), NOW.subtract(days=2))
+    marks = Position(watermark, NOW.subtract(days=2), NOW.subtract(days=2))
     counter = Counter([(day(0), 5)], [(day(60), 3), (day(20), 4), (day(19), 1)])
     planned = plan_events(PROJECT, marks, settings(ingestion_lag="0", late_sweep="1d"), NOW, counter)
     sweeps = [p for p in planned.plans if p.purpose == "sweep"]
@@ -72,12 +73,12 @@ def test_a_due_sweep_reads_only_the_old_days_that_received_events():
     sweep_count = " ".join(counter.asked[1])
     assert "timestamp <" in sweep_count and "created_at >=" in sweep_count
     assert planned.expected_rows == 13
-    assert planned.marks == EventMarks(NOW, NOW, NOW)
+    assert planned.marks == Position(NOW, NOW, NOW)
 
 
 @pytest.mark.parametrize("late_sweep", ["0", "1d"])
 def test_late_sweep_zero_sweeps_every_run(late_sweep):
-    marks = EventMarks(NOW.subtract(minutes=10), NOW.subtract(minutes=10), NOW.subtract(minutes=10))
+    marks = Position(NOW.subtract(minutes=10), NOW.subtract(minutes=10), NOW.subtract(minutes=10))
     counter = Counter([], [])
     plan_events(PROJECT, marks, settings(ingestion_lag="0", late_sweep=late_sweep), NOW, counter)
     assert len(counter.asked) == (2 if late_sweep == "0" else 1)
@@ -85,7 +86,7 @@ def test_late_sweep_zero_sweeps_every_run(late_sweep):
 
 def test_a_stateless_window_stores_no_marks_and_has_no_created_at_bound():
     config = settings(start_date="2026-01-01", end_date="2026-01-03")
-    planned = plan_events(PROJECT, EventMarks(), config, NOW, Counter([(pendulum.datetime(2026, 1, 1), 9)]))
+    planned = plan_events(PROJECT, Position(), config, NOW, Counter([(pendulum.datetime(2026, 1, 1), 9)]))
     assert planned.marks is None
     assert all(p.created_lo is None and p.created_hi is None for p in planned.plans)
 
