@@ -4,10 +4,15 @@ PostHog meters API queries by ClickHouse's `read_bytes` (PostHog#95375) and kill
 Both grow with what a query *scans*, not with what it returns, so this module estimates the scan from the
 query text alone (its own sqlglot parse, independent of fake_posthog.hogql) and the world's DuckDB tables:
 
-- rows scanned: every row of the team in each table the query reads, except that `timestamp` bounds in the
-  WHERE of the select that reads `events` prune to the UTC days they touch. The events table is partitioned
-  by month and sorted by (team_id, toDate(timestamp), ...), so its primary index narrows a scan to whole
-  days; rows of a touched day are all read. A filter on `created_at` (or anything else) prunes nothing.
+- rows scanned: every row of the team in each table the query reads, except for `events`, pruned by its
+  sort key. PostHog's `sharded_events` is `PARTITION BY toYYYYMM(timestamp) ORDER BY (team_id,
+  toDate(timestamp), event, cityHash64(distinct_id), cityHash64(uuid))` (`EVENTS_TABLE_SQL` in
+  posthog/models/event/sql.py, PostHog/posthog@cfd68dbcdf60e15eaa45052287b3117687399dff), so its primary
+  index prunes by: `timestamp` bounds in the WHERE, widened to the whole UTC days they touch (never to a time of day);
+  then conditions ANDed to them on the next key columns: `event` (=, IN, <, <=, >, >=, BETWEEN) and
+  `cityHash64(distinct_id)` / `cityHash64(uuid)` compared with numbers. A filter on `created_at`, on
+  `distinct_id` itself or inside an OR prunes nothing. The meter counts rows, not ClickHouse's 8,192-row
+  granules: a real scan also reads the partly matching granule at each end of every key range it selects.
 - bytes read: rows scanned × the average stored width of the columns the query mentions for that table
   (ClickHouse reads whole columns: `properties.$browser` reads all of `properties`). Strings count their
   average UTF-8 length, UUIDs 16 bytes, DateTimes and 64-bit numbers 8, booleans 1. A query that names no
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -130,6 +136,14 @@ class CostEstimator:
             return QueryCost()
         return QueryCost(tuple(scans))
 
+    def row_bytes(self, team_id: int, table: str = "events") -> float:
+        """The bytes one whole row of `table` reads on average (every column): what a loaded row is worth
+        when comparing bytes read with bytes loaded."""
+        cur = self.world.cursor()
+        duck = TABLES.get(table, (table, None))[0]
+        widths = self._column_widths(cur, _catalogue(cur), duck, team_id)
+        return sum(w for c, w in widths.items() if c != "team_id")
+
     # ------------------------------------------------------------------ one SELECT scope
     def _scan_select(self, cur: Any, catalogue: dict[str, dict[str, str]], select: exp.Select,
                      cte_names: set[str], team_id: int, project_tz: str) -> list[TableScan]:
@@ -173,7 +187,8 @@ class CostEstimator:
             bounds = _OPEN
             if partition is not None and where is not None:
                 bounds = _day_aligned(_bounds(where.this, partition, {alias, name}, project_tz))
-            rows = self._count(cur, duck, team_id, partition, bounds)
+            key_filters = _sort_key_filters(where.this, {alias, name}) if duck == "events" and where else []
+            rows = self._count(cur, duck, team_id, partition, bounds, key_filters)
             widths = self._column_widths(cur, catalogue, duck, team_id)
             columns = tuple(sorted(wanted[i] - {"team_id"}))
             if columns:
@@ -183,8 +198,9 @@ class CostEstimator:
             scans.append(TableScan(name, rows, columns, width, bounds))
         return scans
 
-    def _count(self, cur: Any, duck: str, team_id: int, partition: str | None, bounds: Bounds) -> int:
-        sql = f'SELECT count(*) FROM "{duck}" WHERE team_id = $team'
+    def _count(self, cur: Any, duck: str, team_id: int, partition: str | None, bounds: Bounds,
+               key_filters: Sequence[str] = ()) -> int:
+        sql = f'SELECT count(*) FROM "{duck}" WHERE team_id = $team' + "".join(f" AND {f}" for f in key_filters)
         args: dict[str, Any] = {"team": team_id}
         lo, hi = bounds
         if lo is not None and hi is not None and lo >= hi:
@@ -377,6 +393,75 @@ def _bounds(node: exp.Expression, column: str, owners: set[str], project_tz: str
             return (None, value + _ONE_US)
         return (value, value + _ONE_US)
     return _OPEN
+
+
+# The events sort key after toDate(timestamp): HogQL expression -> the same expression over the world's table
+# (cityHash64 is DuckDB's `hash` of the text, as fake_posthog/hogql.py evaluates it).
+_KEY_COLUMNS = {"event": '"event"'}
+_HASHED_KEY_COLUMNS = {"distinct_id": 'hash(CAST("distinct_id" AS VARCHAR))',
+                       "uuid": 'hash(CAST("uuid" AS VARCHAR))'}
+_KEY_OPERATORS = {exp.EQ: "=", exp.GT: ">", exp.GTE: ">=", exp.LT: "<", exp.LTE: "<="}
+_FLIPPED = {exp.GT: exp.LT, exp.GTE: exp.LTE, exp.LT: exp.GT, exp.LTE: exp.GTE, exp.EQ: exp.EQ}
+
+
+def _conjuncts(node: exp.Expression) -> list[exp.Expression]:
+    while isinstance(node, exp.Paren):
+        node = node.this
+    if isinstance(node, exp.And):
+        return _conjuncts(node.this) + _conjuncts(node.expression)
+    return [node]
+
+
+def _key_expression(node: exp.Expression, owners: set[str]) -> tuple[str, bool] | None:
+    """(SQL over the world's events, wants a number) when `node` is a sort-key column after the date."""
+    while isinstance(node, exp.Paren):
+        node = node.this
+    if isinstance(node, exp.CityHash64) and len(node.expressions) == 1:
+        inner = node.expressions[0]
+        if isinstance(inner, exp.Column) and (not inner.table or inner.table in owners):
+            sql = _HASHED_KEY_COLUMNS.get(inner.name)
+            return (sql, True) if sql else None
+        return None
+    if isinstance(node, exp.Column) and (not node.table or node.table in owners) and node.name in _KEY_COLUMNS:
+        return _KEY_COLUMNS[node.name], False
+    return None
+
+
+def _key_literal(node: exp.Expression, number: bool) -> str | None:
+    while isinstance(node, exp.Paren):
+        node = node.this
+    if not isinstance(node, exp.Literal) or node.is_string == number:
+        return None
+    if number:
+        return str(int(node.this)) if node.this.lstrip("-").isdigit() else None
+    return "'" + node.this.replace("'", "''") + "'"
+
+
+def _sort_key_filters(where: exp.Expression, owners: set[str]) -> list[str]:
+    """The WHERE's ANDed conditions on the sort-key columns after the date, as filters over the world's rows:
+    what the primary index prunes on top of the days."""
+    filters: list[str] = []
+    for node in _conjuncts(where):
+        if isinstance(node, exp.In) and not node.args.get("query"):
+            key = _key_expression(node.this, owners)
+            values = [_key_literal(v, key[1]) for v in node.expressions] if key else []
+            if key and values and all(v is not None for v in values):
+                filters.append(f"{key[0]} IN ({', '.join(values)})")  # type: ignore[arg-type]
+        elif isinstance(node, exp.Between):
+            key = _key_expression(node.this, owners)
+            low = _key_literal(node.args["low"], key[1]) if key else None
+            high = _key_literal(node.args["high"], key[1]) if key else None
+            if key and low is not None and high is not None:
+                filters.append(f"{key[0]} BETWEEN {low} AND {high}")
+        elif type(node) in _KEY_OPERATORS:
+            kind, left, right = type(node), node.this, node.expression
+            if _key_expression(left, owners) is None:
+                kind, left, right = _FLIPPED[kind], right, left
+            key = _key_expression(left, owners)
+            value = _key_literal(right, key[1]) if key else None
+            if key and value is not None:
+                filters.append(f"{key[0]} {_KEY_OPERATORS[kind]} {value}")
+    return filters
 
 
 def _max(a: datetime | None, b: datetime | None) -> datetime | None:

@@ -325,6 +325,15 @@ def sessions_view_sql(team_id: int | None = None, touched_table: str | None = No
             GROUP BY e.team_id, e."$session_id"))"""
 
 
+def _city_hash(args: list[exp.Expression]) -> exp.Expression:
+    """ClickHouse's cityHash64(x) as a stable 64-bit hash of the value's text (DuckDB's `hash`). Not the same
+    numbers as ClickHouse, but the same use: a uniform UInt64 per value, so ranges of it split a day's events
+    into parts of predictable size (and fake_posthog/cost.py prunes by the same expression)."""
+    if len(args) != 1:
+        raise HogQLError(f"Function 'cityHash64' takes between 1 and 1 arguments, got {len(args)}")
+    return _func("hash", exp.cast(args[0], exp.DataType.build("VARCHAR")))
+
+
 def _view_sql(name: str, team_id: int, persons: str) -> str:
     """Each table reference becomes one of these, so a query can only ever see its own team's live rows."""
     t = int(team_id)
@@ -553,6 +562,8 @@ class _Translator:
             return node
         if isinstance(node, (exp.Anonymous, exp.AnonymousAggFunc)):
             return self._anonymous(node)
+        if isinstance(node, exp.CityHash64):  # the events sort key hashes distinct_id and uuid with it
+            return _city_hash(node.expressions)
         if isinstance(node, exp.ApproxDistinct):  # ClickHouse uniq(); exact here, close enough for a fake
             return exp.Count(this=exp.Distinct(expressions=[node.this]))
         if isinstance(node, exp.JSONExtractScalar):  # JSONExtractString(properties, 'key', ...)
@@ -666,6 +677,9 @@ class _Translator:
                 local = _func("timezone", exp.Literal.string(zone), args[0])
                 return exp.cast(local, exp.DataType.build("DATE"))
             return exp.cast(args[0], exp.DataType.build("DATE"))
+        if name == "bitshiftright":
+            self._arity(raw_name, args, 2, 2)
+            return exp.Paren(this=exp.BitwiseRightShift(this=args[0], expression=args[1]))
         if name in ("uniq", "uniqexact"):
             return exp.Count(this=exp.Distinct(expressions=args))
         if name in ("isnull", "isnotnull"):
