@@ -24,7 +24,7 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import dlt
 import duckdb
@@ -43,6 +43,7 @@ from posthog_source.incremental import EVENTS_KEYS, IngestionCursor, Position
 from posthog_source.parallel import interleave
 from posthog_source.progress import Progress
 from posthog_source.projects import Project, ProjectCatalog
+from posthog_source.slices import HASH_BUCKETS, cut_slices
 from posthog_source.windows import group_windows, split_windows
 
 logger = logging.getLogger("posthog_source")
@@ -116,13 +117,14 @@ class QueryPlan:
     ts_hi: pendulum.DateTime | None
     created_lo: pendulum.DateTime | None
     created_hi: pendulum.DateTime | None
-    purpose: str  # "window", "incremental" or "sweep": named in the log and in PostHog's query log
+    purpose: str  # "slice", "incremental" or "sweep": named in the log and in PostHog's query log
     after: tuple[Any, Any] | None = None
+    keys: tuple[str, ...] = ()  # a slice's range of `event` and cityHash64(distinct_id) (slices.py)
 
     @property
     def conditions(self) -> tuple[str, ...]:
         return tuple(range_condition("timestamp", self.ts_lo, self.ts_hi)
-                     + range_condition("created_at", self.created_lo, self.created_hi))
+                     + range_condition("created_at", self.created_lo, self.created_hi)) + self.keys
 
     @property
     def label(self) -> str:
@@ -130,7 +132,8 @@ class QueryPlan:
             return f"[{lo.isoformat() if lo else '-inf'}, {hi.isoformat() if hi else '+inf'})"
 
         created = f" created_at {show(self.created_lo, self.created_hi)}" if self.created_lo or self.created_hi else ""
-        return f"{self.purpose} project {self.project.id} timestamp {show(self.ts_lo, self.ts_hi)}{created}"
+        keys = f" {' and '.join(self.keys)}" if self.keys else ""
+        return f"{self.purpose} project {self.project.id} timestamp {show(self.ts_lo, self.ts_hi)}{created}{keys}"
 
     def split(self, after: tuple[Any, Any] | None) -> list[QueryPlan]:
         """Two halves of the timestamp window, both continuing after the last key already read: the walk
@@ -151,7 +154,44 @@ class ProjectPlan:
     summary: str  # one line for the log
 
 
-CountByDay = Callable[[Project, Sequence[str]], list[tuple[pendulum.DateTime, int]]]
+class EventCounts(Protocol):
+    """What the planner asks PostHog before it reads: cheap grouped counts over the sort key's columns, and
+    how many rows one slice should hold."""
+
+    def by_day(self, project: Project, conditions: Sequence[str]) -> list[tuple[pendulum.DateTime, int]]: ...
+
+    def by_day_and_event(self, project: Project,
+                         conditions: Sequence[str]) -> Sequence[tuple[pendulum.DateTime, str, int]]: ...
+
+    def by_hash_bucket(self, project: Project,
+                       conditions: Sequence[str]) -> Sequence[tuple[pendulum.DateTime, str, int, int]]: ...
+
+    def slice_rows(self, project: Project, sample: Sequence[str]) -> int:
+        """Rows of one slice; `sample` selects a small range to learn the rows' width from if not known."""
+        ...
+
+
+class HogQLCounts:
+    """EventCounts answered by PostHog, the slice sized to one page at the width the run has seen."""
+
+    def __init__(self, client: PostHogClient, width: RowWidth, page_size: int) -> None:
+        self.client, self.width, self.page_size = client, width, page_size
+
+    def by_day(self, project: Project, conditions: Sequence[str]) -> list[tuple[pendulum.DateTime, int]]:
+        return hogql.count_by_day(self.client, project, conditions)
+
+    def by_day_and_event(self, project: Project,
+                         conditions: Sequence[str]) -> Sequence[tuple[pendulum.DateTime, str, int]]:
+        return hogql.count_by_day_and_event(self.client, project, conditions)
+
+    def by_hash_bucket(self, project: Project,
+                       conditions: Sequence[str]) -> Sequence[tuple[pendulum.DateTime, str, int, int]]:
+        return hogql.count_by_hash_bucket(self.client, project, conditions)
+
+    def slice_rows(self, project: Project, sample: Sequence[str]) -> int:
+        if not self.width.known:
+            hogql.measure_width(self.client, project, hogql.EVENTS_BY_TIMESTAMP, sample, self.width)
+        return max(1, int(settings.SLICE_PAGE_SHARE * self.width.limit(self.page_size)))
 
 
 def plan_events(
@@ -159,13 +199,13 @@ def plan_events(
     marks: Position,
     config: SourceSettings,
     now: pendulum.DateTime,
-    count_by_day: CountByDay,
+    counts: EventCounts,
 ) -> ProjectPlan:
     """The queries one run sends for one project, and the marks to store after it."""
     created_hi = now - config.ingestion_lag
     skew = timedelta(hours=settings.FUTURE_TIMESTAMP_SKEW_HOURS)
     if config.end_date is not None or marks.watermark is None or config.full_refresh:
-        return _plan_range(project, config, now, created_hi, skew, count_by_day)
+        return _plan_range(project, config, now, created_hi, skew, counts)
     watermark = marks.watermark
     if watermark >= created_hi:
         return ProjectPlan([], marks, 0, f"project {project.id}: nothing ingested since {watermark.isoformat()}")
@@ -175,13 +215,13 @@ def plan_events(
         scan_lo = max(scan_lo, config.start_date)
     scan_hi = created_hi + skew
     plans: list[QueryPlan] = []
-    counts = count_by_day(project, range_condition("timestamp", scan_lo, scan_hi)
-                          + range_condition("created_at", created_lo, created_hi))
-    rows = sum(n for _, n in counts)
-    if counts:
+    per_day = counts.by_day(project, range_condition("timestamp", scan_lo, scan_hi)
+                            + range_condition("created_at", created_lo, created_hi))
+    rows = sum(n for _, n in per_day)
+    if per_day:
         buckets = split_windows(scan_lo, scan_hi, config.window.total_seconds())
         plans += [QueryPlan(project, hogql.EVENTS_BY_CREATED_AT, lo, hi, created_lo, created_hi, "incremental")
-                  for lo, hi in group_windows(buckets, counts, settings.WINDOW_TARGET_ROWS)]
+                  for lo, hi in group_windows(buckets, per_day, settings.WINDOW_TARGET_ROWS)]
     summary = f"project {project.id}: {rows:,} events ingested since {created_lo.isoformat()}"
     new_marks = Position(created_hi, marks.swept_to, marks.swept_at)
     sweep_due = marks.swept_at is None or now - marks.swept_at >= config.late_sweep
@@ -190,7 +230,7 @@ def plan_events(
         old = [f"timestamp < {hogql.utc_literal(scan_lo)}"]
         if config.start_date is not None:
             old.append(f"timestamp >= {hogql.utc_literal(config.start_date)}")
-        late = count_by_day(project, old + range_condition("created_at", swept_from, created_hi))
+        late = counts.by_day(project, old + range_condition("created_at", swept_from, created_hi))
         late_rows = sum(n for _, n in late)
         for lo, hi in _contiguous_days(late, settings.WINDOW_TARGET_ROWS):
             plans.append(QueryPlan(project, hogql.EVENTS_BY_CREATED_AT, lo, min(hi, scan_lo), swept_from,
@@ -208,24 +248,87 @@ def _plan_range(
     now: pendulum.DateTime,
     created_hi: pendulum.DateTime,
     skew: timedelta,
-    count_by_day: CountByDay,
+    counts: EventCounts,
 ) -> ProjectPlan:
+    """A range read in slices of the sort key, each about one page (slices.py): it reads what it loads."""
     stateless = config.end_date is not None
     scan_hi = config.end_date or created_hi + skew
     created = (None, None) if stateless else (None, created_hi)
-    counts = count_by_day(project, range_condition("timestamp", config.start_date, scan_hi)
-                          + range_condition("created_at", *created))
+    created_conditions = range_condition("created_at", *created)
+    per_day = counts.by_day(project, range_condition("timestamp", config.start_date, scan_hi) + created_conditions)
     marks = None if stateless else Position(created_hi, created_hi, now)
-    rows = sum(n for _, n in counts)
-    scan_lo = config.start_date or (counts[0][0] if counts else None)
-    if not counts or scan_lo is None or scan_hi <= scan_lo:
+    rows = sum(n for _, n in per_day)
+    scan_lo = config.start_date or (per_day[0][0] if per_day else None)
+    if not per_day or scan_lo is None or scan_hi <= scan_lo:
         return ProjectPlan([], marks, 0, f"project {project.id}: no events in range")
-    buckets = split_windows(scan_lo, scan_hi, config.window.total_seconds())
-    windows = group_windows(buckets, counts, settings.WINDOW_TARGET_ROWS)
-    plans = [QueryPlan(project, hogql.EVENTS_BY_TIMESTAMP, lo, hi, *created, "window") for lo, hi in windows]
+    smallest = min((d for d in per_day if d[1] > 0), key=lambda d: d[1], default=per_day[0])[0]
+    target = counts.slice_rows(project, range_condition("timestamp", max(smallest, scan_lo),
+                                                        min(smallest.add(days=1), scan_hi)) + created_conditions)
+    slices = cut_slices(scan_lo, scan_hi, per_day, target,
+                        lambda days: _events_per_day(counts, project, days, created_conditions, scan_lo, scan_hi),
+                        lambda pairs: _buckets_per_day(counts, project, pairs, created_conditions, scan_lo, scan_hi))
+    plans = [QueryPlan(project, hogql.EVENTS_BY_TIMESTAMP, s.lo, s.hi, *created, "slice", keys=s.keys)
+             for s in slices]
     summary = (f"project {project.id} ({project.name}): {rows:,} events from {scan_lo.to_date_string()} to "
-               f"{scan_hi.to_date_string()} in {len(windows)} window{'' if len(windows) == 1 else 's'}")
+               f"{scan_hi.to_date_string()} in {len(plans)} slice{'' if len(plans) == 1 else 's'} of up to "
+               f"{target:,} events")
     return ProjectPlan(plans, marks, rows, summary)
+
+
+# Days one grouped count covers at most (fewer when its groups would not fit one answer).
+COUNT_DAYS = 31
+
+
+def _events_per_day(counts: EventCounts, project: Project, days: Sequence[pendulum.DateTime],
+                    created: Sequence[str], lo: pendulum.DateTime,
+                    hi: pendulum.DateTime) -> list[tuple[pendulum.DateTime, str, int]]:
+    def ask(run: Sequence[pendulum.DateTime]) -> Sequence[tuple[pendulum.DateTime, str, int]]:
+        return counts.by_day_and_event(project, _days_condition(run, lo, hi) + list(created))
+
+    return _in_runs(days, COUNT_DAYS, ask)
+
+
+def _buckets_per_day(counts: EventCounts, project: Project, pairs: Sequence[tuple[pendulum.DateTime, str]],
+                     created: Sequence[str], lo: pendulum.DateTime,
+                     hi: pendulum.DateTime) -> list[tuple[pendulum.DateTime, str, int, int]]:
+    wanted = set(pairs)
+    names = sorted({event for _, event in pairs})
+    per_query = max(1, settings.HOGQL_MAX_ROWS // (HASH_BUCKETS * len(names)))
+
+    def ask(run: Sequence[pendulum.DateTime]) -> Sequence[tuple[pendulum.DateTime, str, int, int]]:
+        events = f"event IN ({', '.join(hogql.string_literal(e) for e in names)})"
+        answer = counts.by_hash_bucket(project, [*_days_condition(run, lo, hi), events, *created])
+        return [row for row in answer if (row[0], row[1]) in wanted]
+
+    return _in_runs(sorted({day for day, _ in pairs}), min(per_query, COUNT_DAYS), ask)
+
+
+def _days_condition(run: Sequence[pendulum.DateTime], lo: pendulum.DateTime, hi: pendulum.DateTime) -> list[str]:
+    return range_condition("timestamp", max(run[0], lo), min(run[-1].add(days=1), hi))
+
+
+T = TypeVar("T")
+
+
+def _in_runs(days: Sequence[pendulum.DateTime], most: int,
+             ask: Callable[[Sequence[pendulum.DateTime]], Sequence[T]]) -> list[T]:
+    """`ask` over runs of consecutive days (at most `most` each), halving a run whose answer would not fit."""
+    runs: list[list[pendulum.DateTime]] = []
+    for day in sorted(days):
+        if runs and runs[-1][-1].add(days=1) == day and len(runs[-1]) < most:
+            runs[-1].append(day)
+        else:
+            runs.append([day])
+    out: list[T] = []
+    while runs:
+        run = runs.pop(0)
+        try:
+            out += ask(run)
+        except hogql.CountTooLargeError:
+            if len(run) == 1:
+                raise
+            runs[:0] = [run[: len(run) // 2], run[len(run) // 2:]]
+    return out
 
 
 def _contiguous_days(
@@ -248,8 +351,9 @@ def _contiguous_days(
 
 
 def estimate_line(expected_rows: int, page_size: int, windows: int) -> str:
-    """What a first run will cost, said up front: queries and the least time PostHog's budget allows."""
-    queries = windows + math.ceil(expected_rows / max(page_size, 1))
+    """What a first run will cost, said up front: queries and the least time PostHog's budget allows. A slice
+    is about one page; an incremental window is paged."""
+    queries = max(windows, math.ceil(expected_rows / max(page_size, 1)))
     per_hour = settings.DEFAULT_RATE_LIMITS["query"][-1][0]
     minutes = queries / per_hour * 60
     pace = f"about {minutes:.0f} min" if minutes >= 1 else "under a minute"
@@ -334,14 +438,13 @@ def events_resource(client: PostHogClient, catalog: ProjectCatalog, config: Sour
         cursor = IngestionCursor(EVENTS_KEYS, config)
         now = cursor.now
 
-        def count(project: Project, conditions: Sequence[str]) -> list[tuple[pendulum.DateTime, int]]:
-            return hogql.count_by_day(client, project, conditions)
-
+        width = RowWidth.of(config.host, "events", config.page_bytes)
+        counts = HogQLCounts(client, width, config.page_size)
         plans: list[QueryPlan] = []
         expected = 0
         for project in projects:
             marks = cursor.position(project.id)
-            planned = plan_events(project, marks, config, now, count)
+            planned = plan_events(project, marks, config, now, counts)
             # an empty range is said once by whoever asked for it (a backfill of a mostly empty history has
             # hundreds): at debug level here
             logger.log(logging.INFO if planned.plans else logging.DEBUG, "events %s", planned.summary)
@@ -356,7 +459,6 @@ def events_resource(client: PostHogClient, catalog: ProjectCatalog, config: Sour
                                                   planned.marks.swept_at if swept else None))
         if plans:
             logger.info("events: %s", estimate_line(expected, config.page_size, len(plans)))
-        width = RowWidth(config.page_bytes)
         progress = Progress("events", expected, len(plans))
 
         def producer(plan: QueryPlan) -> Callable[[], Iterator[pa.Table]]:

@@ -44,6 +44,12 @@ FUTURE_TIMESTAMP_SKEW_HOURS = 24
 # sparse ranges cost a few queries, not one per day.
 DEFAULT_WINDOW_SECONDS = 86_400
 WINDOW_TARGET_ROWS = 500_000
+# First runs and backfills read slices of the events sort key (slices.py) of about this share of a page's
+# rows: one query each, scanning about what it returns. A page's rows follow the width (RowWidth), learnt
+# first from WIDTH_PROBE_ROWS rows of the range's smallest day; the margin absorbs rows arriving after the
+# count and pages a little narrower than the probe.
+SLICE_PAGE_SHARE = 0.8
+WIDTH_PROBE_ROWS = 200
 # Event slices being read, converted or waiting for dlt's writer at once (events.py): enough to keep the
 # walks busy, few enough to keep memory flat.
 EVENT_PAGES_IN_FLIGHT = 2

@@ -42,6 +42,21 @@ class RowWidth:
             rows = int(self.page_bytes / max(self._bytes_per_row, 1.0))
         return min(page_size, max(settings.MIN_PAGE_ROWS, rows))
 
+    @classmethod
+    def of(cls, host: str, table: str, page_bytes: int = settings.DEFAULT_PAGE_BYTES) -> RowWidth:
+        """The width of `table` on `host` seen so far in this process: the runs of a backfill (one per few
+        windows) learn it once instead of each sending its own probe (`measure_width`)."""
+        with _SHARED_LOCK:
+            width = _SHARED.get((host, table, page_bytes))
+            if width is None:
+                width = _SHARED[(host, table, page_bytes)] = cls(page_bytes)
+            return width
+
+    @property
+    def known(self) -> bool:
+        with self._lock:
+            return self._bytes_per_row is not None
+
     def observe(self, body_bytes: int, rows: int) -> None:
         if rows <= 0:
             return
@@ -49,6 +64,10 @@ class RowWidth:
         with self._lock:  # the widest recent page wins quickly; narrower pages pull it down slowly
             previous = self._bytes_per_row
             self._bytes_per_row = width if previous is None or width > previous else 0.8 * previous + 0.2 * width
+
+
+_SHARED: dict[tuple[str, str, int], RowWidth] = {}
+_SHARED_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -222,6 +241,21 @@ def keyset_pages(
         if after is not None and last.last_key is not None and last.last_key <= after:
             raise PostHogSourceError(f"HogQL paging of {what} made no progress at {last.last_key}; stopped")
         after = last.last_key
+
+
+def measure_width(client: PostHogClient, project: Project, table: HogQLTable, conditions: Sequence[str],
+                  width: RowWidth, rows: int = settings.WIDTH_PROBE_ROWS) -> None:
+    """Learn the bytes per row of `table` from its first `rows` rows matching `conditions`: slices are cut to
+    one page each (slices.py), and a page's rows depend on the width. The rows are not kept; a caller asks
+    for a small range (it reads what it scans)."""
+    body = query_body(build_query(table, conditions, None, rows), f"{table.table} width")
+    answer = client.post(query_path(project), body, what=f"{table.table} of project {project.id}", parse=decode)
+    try:
+        answered = sum(page.answered for page in answer_pages(answer, table, project, rows))
+        width.observe(answer.size, answered)
+    finally:
+        del answer
+        _return_freed_memory()
 
 
 def table_pages(

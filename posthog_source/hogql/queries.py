@@ -10,7 +10,7 @@ import pendulum
 
 from posthog_source import settings
 from posthog_source.client import PostHogClient
-from posthog_source.errors import BadRequestError
+from posthog_source.errors import BadRequestError, PostHogSourceError
 from posthog_source.hogql.tables import TABLES_OF_RESOURCE, Column, HogQLTable, Kind
 from posthog_source.projects import Project
 
@@ -98,6 +98,40 @@ def count_by_day(
                            what=f"{table} counts of project {project.id}")
     return [(pendulum.parse(str(day), tz="UTC"), int(n)) for day, n in response.get("results") or []]
 
+
+def count_by_day_and_event(client: PostHogClient, project: Project,
+                           conditions: Sequence[str]) -> list[tuple[pendulum.DateTime, str, int]]:
+    """Events per UTC day and event name: reads `timestamp` and `event` only (the sort key's second and
+    third columns), so cutting a big day into ranges of event names costs a few bytes per row."""
+    return [(pendulum.parse(str(day), tz="UTC"), str(event), int(n)) for day, event, n in _grouped(
+        client, project, conditions, ("event",), "events per day and event")]
+
+
+def count_by_hash_bucket(client: PostHogClient, project: Project,
+                         conditions: Sequence[str]) -> list[tuple[pendulum.DateTime, str, int, int]]:
+    """Events per UTC day, event name and top 8 bits of cityHash64(distinct_id) (the sort key's fourth
+    column): where to cut an event too big for one slice of its day."""
+    return [(pendulum.parse(str(day), tz="UTC"), str(event), int(bucket), int(n)) for day, event, bucket, n
+            in _grouped(client, project, conditions, ("event", "bitShiftRight(cityHash64(distinct_id), 56)"),
+                        "events per day, event and distinct_id hash")]
+
+
+def _grouped(client: PostHogClient, project: Project, conditions: Sequence[str], keys: Sequence[str],
+             name: str) -> list[list[Any]]:
+    columns = ", ".join(f"{key} AS k{i}" for i, key in enumerate(keys))
+    group = ", ".join(f"k{i}" for i in range(len(keys)))
+    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+    query = (f"SELECT toString(toDate(toTimeZone(timestamp, 'UTC'))) AS day, {columns}, count() AS n FROM events"
+             f"{where} GROUP BY day, {group} ORDER BY day, {group} LIMIT {settings.HOGQL_MAX_ROWS}")
+    rows = client.post(query_path(project), query_body(query, name),
+                       what=f"events counts of project {project.id}").get("results") or []
+    if len(rows) >= settings.HOGQL_MAX_ROWS:
+        raise CountTooLargeError(f"{name} of project {project.id}: {len(rows):,} groups, more than one answer holds")
+    return list(rows)
+
+
+class CountTooLargeError(PostHogSourceError):
+    """A grouped count has more groups than PostHog answers at once: ask for fewer days."""
 
 
 def refusal(client: PostHogClient, project: Project, resource: str) -> str | None:

@@ -145,6 +145,9 @@ def drive_every_mode(server: FakePostHog, root: Path, monkeypatch: pytest.Monkey
     # a first run of every table (REST ones too); then new and very late events (20 days: beyond
     # max_lateness, so only the late sweep reads them, due at every run with "0"), persons merged, deleted,
     # created and changed, read by an incremental run at the sweep
+    # a heavy user first: 600 pageviews of one person within an hour, more than one slice of the sort key holds
+    # (slices.py), so its cityHash64(distinct_id) range is read in several keyset pages
+    world.add_session_events(1, world.truth_sessions(1)[0]["session_id"], 600, gap_seconds=5, at=FAKE_NOW)
     run_ok(server, main, "first run")
     world.add_events(1, 400)
     world.add_events(1, 30, late_by=timedelta(days=20))
@@ -291,6 +294,11 @@ def test_the_shapes_cover_every_query_family(recorded):
     events_page = "SELECT toString(uuid), event, distinct_id, toString(person_id), timestamp, created_at"
     families = {
         "events per day": lambda s: "count() AS n FROM events" in s and "GROUP BY day" in s,
+        "events per day and event": lambda s: "event AS k0, count() AS n FROM events" in s,
+        "events per day, event and distinct_id hash": lambda s: "bitShiftRight(cityHash64(distinct_id), ?) AS k1" in s,
+        "events slice of a range of event names": lambda s: s.startswith(events_page) and "AND event < ?" in s,
+        "events slice of a distinct_id hash range": lambda s: s.startswith(events_page)
+        and "AND event = ? AND cityHash64(distinct_id) >= ?" in s,
         "late events per day (sweep)": lambda s: "count() AS n FROM events WHERE timestamp < toDateTime64(" in s,
         "sessions per day": lambda s: "count() AS n FROM sessions" in s and "GROUP BY day" in s,
         "events keyset page on created_at": lambda s: s.startswith(events_page)

@@ -23,15 +23,34 @@ def settings(**values: object) -> SourceSettings:
 
 
 class Counter:
-    """A stand-in for PostHog's per-day count: answers `days` and records each query's conditions."""
+    """A stand-in for PostHog's counts: answers `days` to the per-day counts in turn and records each query's
+    conditions; finer counts and the slice size as given."""
 
-    def __init__(self, *answers: list[tuple[pendulum.DateTime, int]]) -> None:
+    def __init__(self, *answers: list[tuple[pendulum.DateTime, int]], slice_rows: int = 40_000,
+                 events: Sequence[tuple[pendulum.DateTime, str, int]] = (),
+                 buckets: Sequence[tuple[pendulum.DateTime, str, int, int]] = ()) -> None:
         self.answers = list(answers)
         self.asked: list[Sequence[str]] = []
+        self.rows, self.events, self.buckets = slice_rows, events, buckets
+        self.sampled: list[Sequence[str]] = []
 
-    def __call__(self, project: Project, conditions: Sequence[str]) -> list[tuple[pendulum.DateTime, int]]:
+    def by_day(self, project: Project, conditions: Sequence[str]) -> list[tuple[pendulum.DateTime, int]]:
         self.asked.append(conditions)
         return self.answers.pop(0) if self.answers else []
+
+    def by_day_and_event(self, project: Project,
+                         conditions: Sequence[str]) -> Sequence[tuple[pendulum.DateTime, str, int]]:
+        self.asked.append(conditions)
+        return self.events
+
+    def by_hash_bucket(self, project: Project,
+                       conditions: Sequence[str]) -> Sequence[tuple[pendulum.DateTime, str, int, int]]:
+        self.asked.append(conditions)
+        return self.buckets
+
+    def slice_rows(self, project: Project, sample: Sequence[str]) -> int:
+        self.sampled.append(sample)
+        return self.rows
 
 
 def day(n: int) -> pendulum.DateTime:
@@ -103,4 +122,4 @@ def test_a_window_splits_into_halves_that_continue_after_the_last_key():
 
 def test_the_first_run_estimate_names_queries_and_pace():
     line = estimate_line(1_000_000, 50_000, 2)
-    assert "1,000,000 events" in line and "22 queries" in line and "2,400 queries/hour" in line
+    assert "1,000,000 events" in line and "20 queries" in line and "2,400 queries/hour" in line
