@@ -30,7 +30,7 @@ from posthog_source.failures import TableFailures
 from posthog_source.metadata import metadata_resource, projects_resource
 from posthog_source.persons import person_distinct_ids_resource, persons_resource
 from posthog_source.projects import ProjectCatalog
-from posthog_source.ratelimit import RateLimiter
+from posthog_source.ratelimit import RateLimiter, ReadBudgetPacer
 from posthog_source.sessions import cohort_people_resource, sessions_resource
 from posthog_source.snapshot import ControlRows
 
@@ -46,7 +46,7 @@ def build_client(config: SourceSettings) -> PostHogClient:
     budgets: dict[str, Any] = {name: list(pairs) for name, pairs in chosen.items()}
     budgets.setdefault("query", [])
     limiter = RateLimiter(budgets, {"query": config.query_concurrency}, time_scale=config.rate_limit_time_scale)
-    return PostHogClient(config.host, config.api_key, limiter=limiter,
+    return PostHogClient(config.host, config.api_key, limiter=limiter, pacer=ReadBudgetPacer(),
                          max_rate_limit_wait=config.max_rate_limit_wait.total_seconds(),
                          timeout=(settings.CONNECT_TIMEOUT_SECONDS, config.request_timeout.total_seconds()))
 

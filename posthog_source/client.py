@@ -23,6 +23,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -49,7 +50,7 @@ from posthog_source.errors import (
     RateLimitWaitTooLong,
     TransientHTTPError,
 )
-from posthog_source.ratelimit import RateLimiter
+from posthog_source.ratelimit import BYTES_READ_HEADER, REMAINING_HEADER, RateLimiter, ReadBudgetPacer
 
 logger = logging.getLogger("posthog_source")
 
@@ -196,6 +197,13 @@ def parse_retry_wait(headers: Mapping[str, str], body: bytes, now: datetime | No
     return float(match.group(1)) if match else None
 
 
+def _header_int(headers: Mapping[str, str], name: str) -> int | None:
+    try:
+        return int(float(headers[name]))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 def _envelope(body: bytes) -> dict[str, Any]:
     try:
         parsed = orjson.loads(body)
@@ -325,6 +333,7 @@ class ClientStats:
     throttled: int = 0
     waited_seconds: float = 0.0
     by_class: dict[str, int] = field(default_factory=dict)
+    bytes_read: int = 0  # what PostHog says our queries read (its read budget's unit), when it says
 
 
 @dataclass
@@ -352,6 +361,7 @@ class PostHogClient:
         backoff_base: float = settings.BACKOFF_BASE_SECONDS,
         sleep: Callable[[float], None] = time.sleep,
         pool_size: int = 16,
+        pacer: ReadBudgetPacer | None = None,
     ) -> None:
         self.base_url = resolve_host(base_url)
         self._origin = urlsplit(self.base_url)
@@ -361,6 +371,7 @@ class PostHogClient:
         self.timeout = timeout
         self.backoff_base = backoff_base
         self._sleep = sleep
+        self.pacer = pacer
         self.stats = ClientStats()
         self._reached = False  # has the host ever answered? Until it has, connection errors fail fast
         self._stats_lock = threading.Lock()
@@ -438,17 +449,30 @@ class PostHogClient:
         headers: Mapping[str, str] | None,
     ) -> requests.Response | requests.RequestException | LocationParseError:
         """One HTTP exchange, body included (the limiter's slot is held until the body has arrived)."""
+        paced = self.pacer.query(self._sleep) if self.pacer is not None and klass == "query" else nullcontext()
         try:
-            if self.limiter is None:
-                response = self._exchange(method, url, params, data, headers)
-            else:
-                with self.limiter.slot(klass):
+            with paced:
+                if self.limiter is None:
                     response = self._exchange(method, url, params, data, headers)
+                else:
+                    with self.limiter.slot(klass):
+                        response = self._exchange(method, url, params, data, headers)
         except (requests.RequestException, LocationParseError) as exc:
             return exc
         self._reached = True
         self._count(klass=klass)
+        if klass == "query":
+            self._note_read(response.headers)
         return response
+
+    def _note_read(self, headers: Mapping[str, str]) -> None:
+        """PostHog's figures for the read budget, when it sends them: counted, and given to the pacer."""
+        read, remaining = _header_int(headers, BYTES_READ_HEADER), _header_int(headers, REMAINING_HEADER)
+        if read is not None:
+            with self._stats_lock:
+                self.stats.bytes_read += read
+        if self.pacer is not None and (read is not None or remaining is not None):
+            self.pacer.observe(read, remaining)
 
     def _exchange(
         self, method: str, url: str, params: Mapping[str, Any] | None, data: bytes | None,
@@ -507,7 +531,8 @@ class PostHogClient:
         tally.rate_limit_waited = total
         until = pendulum.now("UTC").add(seconds=wait).format("HH:mm:ss")
         why = "" if retry.reason == "throttled" else f" ({retry.reason})"
-        logger.warning("PostHog rate limit%s on %s: waiting %.0f s (until %s UTC)", why, what, wait, until)
+        read = f"; queries read {self.stats.bytes_read / 1e9:,.2f} GB so far" if self.stats.bytes_read else ""
+        logger.warning("PostHog rate limit%s on %s: waiting %.0f s (until %s UTC)%s", why, what, wait, until, read)
         paused = None
         if self.limiter is not None and retry.reason == "throttled":
             paused = self.limiter.pause(klass, wait)  # every thread of this class holds back, not only this one

@@ -134,3 +134,95 @@ class RateLimiter:
             if cls.paused_until == until:
                 cls.paused_until = 0.0
                 self._cond.notify_all()
+
+
+# PostHog's read-budget headers on query answers (PostHog#102260: `X-PostHog-Query-Bytes-Read`, and
+# `X-PostHog-Query-Budget-Remaining-Bytes` when the budget is on; posthog/api_queries_budget.py returns no
+# remaining figure when the budget is off). Absent headers: nothing to pace by, 429s are still waited out.
+BYTES_READ_HEADER = "X-PostHog-Query-Bytes-Read"
+REMAINING_HEADER = "X-PostHog-Query-Budget-Remaining-Bytes"
+# A refill estimate needs this much time between two answers (shorter spans are mostly noise).
+_RATE_SPAN_SECONDS = 1.0
+_MIN_PACING_WAIT = 0.01
+
+
+class ReadBudgetPacer:
+    """Keeps HogQL queries inside PostHog's read budget (PostHog#95375) instead of running into its 429.
+
+    PostHog's bucket of read bytes refills at a rate it does not publish per team (20 GB/h free, ×10 paid,
+    both changeable), and a query is admitted while the balance is positive. From each answer's bytes read
+    and remaining balance the pacer learns the refill rate, and before a query it waits until the balance
+    projected to now covers the queries in flight and this one, each costed at the largest recent read. So a
+    backfill bigger than the reserve reads at the refill rate without a 429."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._latest: tuple[float, float] | None = None  # (balance, when) of the newest answer
+        self._base: tuple[float, float] | None = None  # the balance the next refill estimate starts from
+        self._debited = 0.0  # bytes read by answers since the base
+        self._highest = 0.0  # the highest balance seen: near it the bucket may be full and hide its refill
+        self._rate: float | None = None  # bytes per second
+        self._recent: list[int] = []
+        self._in_flight = 0
+
+    @property
+    def rate(self) -> float | None:
+        """The refill rate learnt so far, in bytes per second."""
+        with self._lock:
+            return self._rate
+
+    def observe(self, read: int | None, remaining: int | None) -> None:
+        """An answer's `X-PostHog-Query-Bytes-Read` and remaining balance (None when not sent)."""
+        now = self._clock()
+        with self._lock:
+            if read is not None:
+                self._recent = [*self._recent[-7:], read]
+                self._debited += read
+            if remaining is None:
+                return
+            balance = float(remaining)
+            self._latest = (balance, now)
+            self._highest = max(self._highest, balance)
+            if self._base is None:
+                self._base, self._debited = (balance, now), 0.0
+                return
+            start, since = self._base
+            if now - since < _RATE_SPAN_SECONDS:
+                return
+            gained = balance - start + self._debited
+            if start < 0.5 * self._highest and gained > 0:  # a bucket well below full refills visibly
+                sample = gained / (now - since)
+                self._rate = sample if self._rate is None else 0.7 * self._rate + 0.3 * sample
+            self._base, self._debited = (balance, now), 0.0
+
+    def delay(self) -> float:
+        """Seconds to wait before one more query may start (0: now)."""
+        with self._lock:
+            return self._delay()
+
+    def _delay(self) -> float:
+        if self._latest is None or not self._recent:
+            return 0.0
+        needed = float(max(self._recent)) * (self._in_flight + 1)
+        balance, at = self._latest
+        projected = balance + (self._rate or 0.0) * (self._clock() - at)
+        wait = (needed - projected) / self._rate if self._rate else 0.0
+        return wait if wait >= _MIN_PACING_WAIT else 0.0  # shorter waits are rounding, not budget
+
+    @contextmanager
+    def query(self, sleep: Callable[[float], None]) -> Iterator[None]:
+        """Wait for the budget, then hold a place among the queries in flight while one runs (the check and
+        the place are taken together, so two threads cannot both spend the same balance)."""
+        while True:
+            with self._lock:
+                wait = self._delay()
+                if wait <= 0:
+                    self._in_flight += 1
+                    break
+            sleep(min(wait, 30.0))
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._in_flight -= 1

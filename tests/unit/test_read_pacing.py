@@ -1,0 +1,57 @@
+"""The read-budget pacer (posthog_source/ratelimit.py ReadBudgetPacer) against PostHog's bucket as the fake
+models it (fake_posthog/ratelimit.py ReadBudget, PostHog#95375): a backfill bigger than the bucket reads at
+the refill rate with no 429, on a simulated clock."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from fake_posthog.ratelimit import ReadBudget
+from posthog_source.ratelimit import ReadBudgetPacer
+
+MB = 1_000_000
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.mark.parametrize(("per_hour", "query_mb", "seed"), [(20_000, 50, 1), (200_000, 400, 2), (5_000, 60, 3)])
+def test_a_read_larger_than_the_bucket_runs_at_the_refill_rate_without_429(per_hour, query_mb, seed):
+    rng = random.Random(seed)
+    clock = Clock()
+    bucket = ReadBudget(bytes_per_hour=per_hour * MB, capacity_hours=0.25, clock=clock)
+    pacer = ReadBudgetPacer(clock=clock)
+    refused = read = 0
+    capacity = bucket.capacity
+    while read < 4 * capacity:  # three buckets' worth beyond the first
+        with pacer.query(clock.sleep):
+            if bucket.wait("team") is not None:
+                refused += 1
+                clock.sleep(bucket.wait("team") or 1)
+                continue
+            clock.sleep(rng.uniform(0.2, 3.0))  # the query runs
+            cost = int(query_mb * MB * rng.uniform(0.6, 1.0))
+            remaining = bucket.debit("team", cost)
+            read += cost
+        pacer.observe(cost, int(remaining))
+    refill = per_hour * MB / 3600
+    share = (read - capacity) / (clock.now * refill)
+    assert refused == 0
+    assert share >= 0.9, f"{share:.1%} of the refill rate"
+    assert pacer.rate is not None and abs(pacer.rate / refill - 1) < 0.1
+
+
+def test_without_a_balance_nothing_waits():
+    pacer = ReadBudgetPacer(clock=Clock())
+    pacer.observe(10 * MB, None)
+    assert pacer.delay() == 0
