@@ -9,7 +9,8 @@ event: rows of about 1.5 KB in HogQL's JSON). Scenarios (each on its own fake se
   ours after the first size (the incremental-merge goal needs a table of >= 1M events).
 - wide: ours and the raw client on events of about 20 KB (`--fat-share` of 10-50 KB `$exception` /
   `$ai_generation` events).
-- budget: ours against PostHog's rate limits, time-compressed (`--time-scale`), at `--budget-events`.
+- budget: ours against PostHog's rate limits and a read budget smaller than the run (1 GB/h, 0.05 h held),
+  time-compressed (`--time-scale`), at `--budget-events`.
 - peers: Airbyte's source-posthog and dlt's rest_api on `/events/`, only when named in `--only` (Airbyte
   needs a network install; rest_api reads 1,000 rows per request and takes minutes).
 `--only` takes scenario names and/or system names. `--report-only` re-renders RESULTS.md from
@@ -52,6 +53,8 @@ class Plan:
     systems: tuple[str, ...]
     quick: bool
     notes: list[str] = field(default_factory=list)
+    read_budget_gb_per_hour: float = 1.0
+    read_budget_capacity_hours: float = 0.05
 
 
 class Bench:
@@ -122,7 +125,9 @@ class Bench:
 
     def budget(self) -> None:
         scale = self.plan.time_scale
-        with self.server("budget", self.plan.budget_events, rate_limits=True, time_scale=scale) as server:
+        with self.server("budget", self.plan.budget_events, rate_limits=True, time_scale=scale,
+                         read_budget_gb_per_hour=self.plan.read_budget_gb_per_hour,
+                         read_budget_capacity_hours=self.plan.read_budget_capacity_hours) as server:
             for runner in self.runners("ours"):
                 self.run(runner, server, Target(server.url, server.key, time_scale=scale), "budget", 1)
 
@@ -152,7 +157,7 @@ def parse_args(argv: Sequence[str] | None) -> Plan | None:
     parser.add_argument("--padding", type=int, default=1000, help="fake's --property-padding (realistic rows)")
     parser.add_argument("--wide-events", type=int, default=60_000, help="wide scenario: events (about 20 KB each)")
     parser.add_argument("--fat-share", type=float, default=0.6, help="wide scenario: share of 10-50 KB events")
-    parser.add_argument("--budget-events", type=int, default=2_000_000, help="budget scenario: events")
+    parser.add_argument("--budget-events", type=int, default=500_000, help="budget scenario: events")
     parser.add_argument("--time-scale", type=float, default=60.0, help="budget scenario: rate-limit time compression")
     parser.add_argument("--quick", action="store_true", help="a smoke run: 50k events, 1 round, small sizes")
     parser.add_argument("--only", default="", help=f"comma list of scenarios ({', '.join(SCENARIOS)}) "

@@ -44,6 +44,8 @@ class FakeOptions:
     events_max_limit: int | None = None
     property_padding: int = 0  # bytes of `$padding` on every other event: realistic ~1 KB rows
     fat_share: float = 0.0  # share of 10-50 KB `$exception` / `$ai_generation` events
+    read_budget_gb_per_hour: float | None = None  # the read budget's refill (with rate_limits)
+    read_budget_capacity_hours: float | None = None
 
     def argv(self) -> list[str]:
         argv = [sys.executable, "-m", "fake_posthog", "--port", "0", "--seed", str(self.seed),
@@ -54,6 +56,10 @@ class FakeOptions:
             argv += ["--property-padding", str(self.property_padding)]
         if self.fat_share:
             argv += ["--fat-share", str(self.fat_share)]
+        if self.read_budget_gb_per_hour is not None:
+            argv += ["--read-budget-gb-per-hour", str(self.read_budget_gb_per_hour)]
+        if self.read_budget_capacity_hours is not None:
+            argv += ["--read-budget-capacity-hours", str(self.read_budget_capacity_hours)]
         if self.events_max_limit is not None:
             argv += ["--events-max-limit", str(self.events_max_limit)]
         return argv
@@ -120,3 +126,13 @@ class FakeServer:
         """(requests served, 429s served, HogQL queries that ran) so far."""
         server = self.stats()["server"]
         return int(server["requests"]), int(server["throttled"]), int(server.get("queries") or 0)
+
+    def query_span(self) -> float:
+        """Seconds from the first query the server computed to its last."""
+        return float(self.stats()["server"].get("query_span_seconds") or 0.0)
+
+    def read_meter(self) -> tuple[int, int, float]:
+        """(bytes read, rows scanned, bytes of a whole event row) by every key's queries so far."""
+        server = self.stats()["server"]
+        scanned = sum(int(v) for v in (server.get("rows_scanned_by_key") or {}).values())
+        return int(server.get("read_bytes") or 0), scanned, float(server.get("event_row_bytes") or 0.0)

@@ -19,7 +19,8 @@ HERE = Path(__file__).resolve().parent
 PROFILE = HERE / "profile.md"  # where ours spends its CPU and memory (py-spy, DuckDB timings); hand-kept
 SINCE_PREVIOUS = HERE / "since_previous.md"  # hand-written: what changed in the connector since the last run
 ROWS_PER_QUERY = 50_000  # HogQL's largest page
-RSS_GOAL_MIB = 500
+RSS_GOAL_MIB = 600  # issue 22: 500 raised to 600 to leave room for loading beside the fetch
+AMPLIFICATION_GOAL = 1.3  # bytes read ÷ bytes loaded (a whole event row each) on a first run and a backfill
 NAN = float("nan")
 # Ours with the loader settings runner.py now has (1 thread, 256 MB), measured before they landed; no longer run
 # (ours is that now), shown while results.json holds them.
@@ -92,8 +93,9 @@ class Report:
         """rows: (label, scenario, system); ratios against the raw client of `raw_scenario`."""
         raw_eps, raw_cpu = self.eps(raw_scenario, "raw_limit"), self.cpu(raw_scenario, "raw_limit")
         self.add("| system | runs | wall s | events/s | % of raw | peak RSS MiB (median / max) | CPU s "
-                 "| CPU µs/event | × raw CPU | rows / truth | distinct | HogQL queries | 429s |",
-                 "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+                 "| CPU µs/event | × raw CPU | rows / truth | distinct | HogQL queries | 429s "
+                 "| rows scanned ÷ loaded | bytes read ÷ loaded |",
+                 "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for label, scenario, system in rows:
             runs = pick(self.results, scenario, system)
             if not runs:
@@ -107,7 +109,9 @@ class Report:
                      f"| {fmt(med(runs, lambda r: r.peak_tree_rss_mb))} / {fmt(max(r.peak_tree_rss_mb for r in runs))} "
                      f"| {fmt(med(runs, lambda r: r.cpu_seconds), 1)} | {fmt(cpu, 1)} "
                      f"| {times} | {fmt(med(runs, lambda r: r.rows))} / {runs[0].truth:,} | {distinct} "
-                     f"| {fmt(med(runs, lambda r: r.queries))} | {max(r.throttled for r in runs)} |")
+                     f"| {fmt(med(runs, lambda r: r.queries))} | {max(r.throttled for r in runs)} "
+                     f"| {fmt(med(runs, lambda r: r.rows_amplification), 2)} "
+                     f"| {fmt(med(runs, lambda r: r.bytes_amplification), 2)} |")
         self.add("")
 
     def build(self) -> str:
@@ -156,15 +160,17 @@ class Report:
         if noop:
             self.add(f"No-op incremental run (nothing new): {med(noop, lambda r: r.wall_seconds):.1f} s, "
                      f"{med(noop, lambda r: r.queries):.0f} HogQL queries, table still {noop[0].distinct:,} rows.", "")
-        raw, raw_cpu = self.eps("compare", "raw_limit"), self.cpu("compare", "raw_limit")
+        raw = self.eps("compare", "raw_limit")
         for system, suffix in SYSTEMS:
-            ours, cpu, peak = self.eps("compare", system), self.cpu("compare", system), self.rss("compare", system)
+            ours, peak = self.eps("compare", system), self.rss("compare", system)
             if known(ours, raw):
                 self.goal(f"≥ 75 % of raw events/s, first run into an empty DuckDB{suffix}", pct(ours, raw),
                           ours >= 0.75 * raw)
-            if known(cpu, raw_cpu):
-                self.goal(f"CPU per event ≤ 2× raw's{suffix}", f"{cpu / raw_cpu:.2f}× ({cpu:.1f} vs {raw_cpu:.1f} µs)",
-                          cpu <= 2 * raw_cpu)
+            reference = self.eps("compare", "reference")
+            if known(ours, reference):
+                self.goal(f"≥ 1.5× the reference's events/s{suffix}", f"{ours / reference:.2f}×",
+                          ours >= 1.5 * reference)
+            self.amplification_goal("compare", system, suffix, truth)
             if known(peak):
                 self.goal(f"peak RSS < {RSS_GOAL_MIB} MiB at {truth:,} events{suffix}", f"{peak:.0f} MiB",
                           peak < RSS_GOAL_MIB)
@@ -186,9 +192,13 @@ class Report:
             self.table([r for r in rows if r[1].startswith(f"scale_{size}")], f"scale_{size}")
             for system, suffix in SYSTEMS:
                 peak = self.rss(f"scale_{size}", system)
+                ours, raw = self.eps(f"scale_{size}", system), self.eps(f"scale_{size}", "raw_limit")
+                if known(ours, raw):
+                    self.goal(f"≥ 75 % of raw events/s at {size:,} events{suffix}", pct(ours, raw), ours >= 0.75 * raw)
                 if known(peak):
                     self.goal(f"peak RSS < {RSS_GOAL_MIB} MiB at {size:,} events{suffix}", f"{peak:.0f} MiB",
                               peak < RSS_GOAL_MIB)
+                self.amplification_goal(f"scale_{size}", system, suffix, size)
         first = sizes[0]
         raw = self.eps(f"scale_{first}", "raw_limit")
         for system, suffix in SYSTEMS:
@@ -216,30 +226,40 @@ class Report:
                 self.goal(f"peak RSS < {RSS_GOAL_MIB} MiB for 20 KB events{suffix}", f"{peak:.0f} MiB",
                           peak < RSS_GOAL_MIB)
 
+    def amplification_goal(self, scenario: str, system: str, suffix: str, size: int) -> None:
+        runs = pick(self.results, scenario, system)
+        by_bytes = med(runs, lambda r: r.bytes_amplification)
+        if known(by_bytes):
+            by_rows = med(runs, lambda r: r.rows_amplification)
+            self.goal(f"bytes read ≤ {AMPLIFICATION_GOAL}× bytes loaded, first run of {size:,} events{suffix}",
+                      f"{by_bytes:.2f}× (rows scanned {by_rows:.2f}×)", by_bytes <= AMPLIFICATION_GOAL)
+
     def budget(self) -> None:
         measured = [(system, suffix, pick(self.results, "budget", system)[0]) for system, suffix in SYSTEMS
                     if pick(self.results, "budget", system)]
         if not measured:
             return
+        plan = self.plan
+        refill = plan.read_budget_gb_per_hour * 1e9 / 3600 * plan.time_scale  # bytes per real second
+        capacity = plan.read_budget_gb_per_hour * 1e9 * plan.read_budget_capacity_hours
         truth = measured[0][2].truth
-        self.add(f"## Query budget: a {truth:,}-event backfill against PostHog's rate limits "
-                 f"(time compressed {self.plan.time_scale:g}×, the client told the same)", "",
-                 "PostHog allows 2,400 HogQL queries an hour and 50,000 rows a query: 120M rows an hour at best. "
-                 "The hourly window is a sliding count, so any run of fewer than 2,400 queries (120M rows) fits in "
-                 "one window and is never slowed by it: at sizes this machine can serve the budget cannot bind in "
-                 "wall time. What a client controls is how many rows each query brings back, so the share of the "
-                 "budget a long backfill can use is rows per query ÷ 50,000 (count queries and the partial last "
-                 "page of every window included), with no 429.", "",
-                 "| system | wall s | events/s | distinct / truth | HogQL queries | rows per query | share of budget "
-                 "| 429s |", "|---|---|---|---|---|---|---|---|")
+        self.add(f"## Read budget: a {truth:,}-event first run larger than PostHog's read reserve", "",
+                 f"The fake meters every query's bytes read (PostHog#95375) with a bucket of "
+                 f"{plan.read_budget_gb_per_hour:g} GB/h held for {plan.read_budget_capacity_hours:g} h "
+                 f"({capacity / 1e9:.2f} GB), time compressed {plan.time_scale:g}× (a refill of "
+                 f"{refill / 1e6:.1f} MB per real second), with PostHog's query-count limits on. The bucket is small "
+                 "against the run so that the refill, not the reserve, decides its pace. Share of the refill rate: "
+                 "bytes read beyond the reserve ÷ (seconds from the first query to the last × refill per second).", "",
+                 "| system | wall s | distinct / truth | bytes read | query span s | share of refill rate | 429s |",
+                 "|---|---|---|---|---|---|---|")
         for system, suffix, run in measured:
-            per_query = run.distinct / max(1, run.queries)
-            self.add(f"| {system} | {run.wall_seconds:.1f} | {run.events_per_second:,.0f} "
-                     f"| {run.distinct:,} / {run.truth:,} | {run.queries} | {per_query:,.0f} "
-                     f"| {100 * per_query / ROWS_PER_QUERY:.1f} % | {run.throttled} |")
-            self.goal(f"≥ 90 % of the query budget on a long backfill ({run.truth:,} events), 0 × 429{suffix}",
-                      f"{100 * per_query / ROWS_PER_QUERY:.1f} %, {run.throttled} × 429",
-                      per_query >= 0.9 * ROWS_PER_QUERY and run.throttled == 0)
+            span = run.query_span_seconds
+            share = (run.read_bytes - capacity) / (span * refill) if span > 0 else NAN
+            self.add(f"| {system} | {run.wall_seconds:.1f} | {run.distinct:,} / {run.truth:,} "
+                     f"| {run.read_bytes / 1e9:.2f} GB | {span:.1f} | {fmt(100 * share, 1)} % | {run.throttled} |")
+            self.goal(f"a read larger than the reserve at ≥ 90 % of the refill rate, 0 × 429{suffix}",
+                      f"{fmt(100 * share, 1)} %, {run.throttled} × 429",
+                      share >= 0.9 and run.throttled == 0 if known(share) else None)
         self.add("")
 
     def goals_section(self) -> None:

@@ -55,6 +55,20 @@ class Result:
     returncode: int = 0
     cpu_seconds: float = float("nan")
     queries: int = 0  # HogQL queries the server ran for it (count queries included)
+    read_bytes: int = 0  # what the fake's meter says its queries read (PostHog's read budget's unit)
+    rows_scanned: int = 0
+    event_row_bytes: float = 0.0  # a whole event row, every column: what a loaded event is worth
+    query_span_seconds: float = 0.0  # from the server's first computed answer to its last (budget scenario)
+
+    @property
+    def bytes_amplification(self) -> float:
+        """Bytes read ÷ bytes loaded (a whole event row each)."""
+        loaded = self.distinct * self.event_row_bytes
+        return self.read_bytes / loaded if loaded else float("nan")
+
+    @property
+    def rows_amplification(self) -> float:
+        return self.rows_scanned / self.distinct if self.distinct else float("nan")
 
     @property
     def cpu_us_per_event(self) -> float:
@@ -262,9 +276,11 @@ def measure(runner: Runner, server: FakeServer, target: Target, workdir: Path, s
         fresh_dir(workdir)
     argv, env = runner.command(target, workdir)
     requests_before, throttled_before, queries_before = server.counters()
+    read_before, scanned_before, _ = server.read_meter()
     measured = run_measured(argv, env, workdir / "logs", f"{runner.name}-{len(list(workdir.glob('logs/*')))}",
                             runner.timeout_seconds, runner.stdout_path(workdir), cwd=ROOT, check=runner.must_succeed)
     requests_after, throttled_after, queries_after = server.counters()
+    read_after, scanned_after, row_bytes = server.read_meter()
     try:
         delivered = runner.delivered(workdir)
     except (OSError, ValueError, duckdb.Error) as exc:
@@ -274,7 +290,8 @@ def measure(runner: Runner, server: FakeServer, target: Target, workdir: Path, s
     return Result(runner.name, scenario, measured.wall_seconds, measured.peak_tree_rss_mb,
                   measured.peak_process_hwm_mb, delivered.rows, delivered.distinct, server.truth(),
                   requests_after - requests_before - 1, throttled_after - throttled_before, measured.returncode,
-                  measured.cpu_seconds, queries_after - queries_before)
+                  measured.cpu_seconds, queries_after - queries_before, read_after - read_before,
+                  scanned_after - scanned_before, row_bytes, server.query_span())
 
 
 __all__ = ["RUNNERS", "ROOT", "Delivered", "Result", "Runner", "Target", "measure"]

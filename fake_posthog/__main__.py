@@ -41,6 +41,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="the team's mode, which decides what events.person_id is (default: PostHog's default)")
     parser.add_argument("--missing-tables", default="",
                         help="comma list of HogQL tables this PostHog lacks (an older self-hosted one: sessions)")
+    parser.add_argument("--read-budget-gb-per-hour", type=float, default=20.0,
+                        help="the read budget's refill (PostHog#95375: 20 GB/h free, x10 paid)")
+    parser.add_argument("--read-budget-capacity-hours", type=float, default=24.0,
+                        help="hours of refill the read budget holds (PostHog: 24)")
     args = parser.parse_args(argv)
 
     now = datetime.fromisoformat(args.now) if args.now else None
@@ -50,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     server = FakePostHog(world, host=args.host, port=args.port, rate_limits=args.rate_limits,
                          time_scale=args.time_scale, faults=faults, retry_after_header=args.retry_after,
                          events_max_limit=args.events_max_limit,
+                         read_budget_bytes_per_hour=args.read_budget_gb_per_hour * 1e9,
+                         read_budget_capacity_hours=args.read_budget_capacity_hours,
                          persons_on_events_mode=args.persons_on_events_mode,
                          missing_tables={t.strip() for t in args.missing_tables.split(",") if t.strip()}).start()
     stop = threading.Event()

@@ -369,6 +369,7 @@ class FakePostHog:
         self.cache_hits_by_key: Counter[str] = Counter()
         self.read_bytes_by_team: Counter[int] = Counter()
         self.timeout_count = 0  # queries failed by the execution limit
+        self._first_query_at = self._last_query_at = 0.0  # monotonic instants of computed answers
         self.budget_throttled_count = 0  # 429s from the read budget (also counted in throttled_count)
         self.last_query_cost: QueryCost | None = None
         self._key_names = {token: name for name, token in world.keys.items()}
@@ -849,6 +850,8 @@ class FakePostHog:
             with self._lock:
                 self.last_query_cost = cost
                 self.query_count_by_key[who] += 1
+                self._first_query_at = self._first_query_at or time.monotonic()
+                self._last_query_at = time.monotonic()
                 self.read_bytes_by_key[who] += cost.read_bytes
                 self.rows_scanned_by_key[who] += cost.rows_scanned
                 self.read_bytes_by_team[team_id] += cost.read_bytes
@@ -883,6 +886,13 @@ class FakePostHog:
         except rules.PostHogRefusal as exc:
             raise ApiError(400, "validation_error", "query_error", str(exc)) from exc
 
+    def _event_row_bytes(self) -> float:
+        """The average bytes of a whole event row (every column) over every project: a loaded event's worth
+        when benchmarks compare bytes read with bytes loaded."""
+        counts = dict(self.world.cursor().execute("SELECT team_id, count(*) FROM events GROUP BY team_id").fetchall())
+        total = sum(counts.values())
+        return sum(n * self.cost.row_bytes(team) for team, n in counts.items()) / total if total else 0.0
+
     def query_stats(self) -> dict[str, Any]:
         """What the queries cost so far (the `server` part of GET /_fake/stats adds these)."""
         with self._lock:
@@ -896,6 +906,8 @@ class FakePostHog:
                 "queries": sum(self.query_count_by_key.values()),
                 "timeouts": self.timeout_count,
                 "budget_throttled": self.budget_throttled_count,
+                "event_row_bytes": self._event_row_bytes(),
+                "query_span_seconds": (self._last_query_at - self._first_query_at) if self._first_query_at else 0.0,
             }
         if self.read_budget is not None:
             with self.read_budget._lock:
