@@ -22,6 +22,7 @@ import tempfile
 import tomllib
 import traceback
 from collections.abc import Callable, Iterable, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
@@ -45,10 +46,10 @@ from pipelines.runner import (
     validate_resources,
 )
 from pipelines.terminal import LinesAboveBars, TableBars
-from posthog_source import ALL_TABLES, SETTING_NAMES, build_client, hogql, settings, source_from_settings
+from posthog_source import ALL_TABLES, SETTING_NAMES, hogql, settings, source_from_settings
 from posthog_source.catalogue import ENDPOINTS, HOGQL_TABLES
 from posthog_source.client import PostHogClient
-from posthog_source.config import load_settings, parse_instant, parse_project_ids
+from posthog_source.config import SourceSettings, load_settings, parse_duration, parse_instant
 from posthog_source.errors import ConfigurationError, PermissionDeniedError, PostHogSourceError
 from posthog_source.projects import Project, discover_projects
 
@@ -219,7 +220,7 @@ def tables_refused_by_table_format(resources: Iterable[DltResource], destination
 def check_table_format(options: RunOptions) -> None:
     if not options.table_format:
         return
-    source = source_from_settings(load_settings(**options.source_args))
+    source = source_from_settings(options.source_settings())
     apply_destination_hints(source, options)
     chosen = options.resources or list(source.resources)
     resources = [source.resources[name] for name in chosen if name in source.resources]
@@ -238,28 +239,24 @@ def check_table_format(options: RunOptions) -> None:
 def preflight(options: RunOptions) -> None:
     """Bad configuration found before extracting: a bad host or key, an unwritable output, a destination
     setting missing, a table format the chosen tables cannot use."""
-    validate_resources(options.resources)
-    load_settings(**options.source_args)  # host, key, dates, durations: every setting, once
+    validate_resources(options.resources)  # the settings were parsed (and checked) once, by `_run_options`
     check_destination(options)
     check_table_format(options)
 
 
 # -- commands --------------------------------------------------------------------------------------
-def _source_args(args: argparse.Namespace) -> dict[str, Any]:
-    """Only what was given on the command line; the rest comes from dlt config (toml / env)."""
-    source_args: dict[str, Any] = {}
-    if getattr(args, "projects", None):
-        source_args["project_ids"] = parse_project_ids(args.projects)
-    for name in ("start_date", "end_date"):
-        value = getattr(args, name, None)
-        if value:
-            parse_instant(value, name)  # fail early with a clear message
-            source_args[name] = value
+def source_settings(args: argparse.Namespace, source_range: bool = True) -> SourceSettings:
+    """The source's settings, parsed once: what was given on the command line over dlt config (toml / env).
+    `source_range=False`: the command's --start-date/--end-date are its own range (backfill, verify), not
+    the source's bounds."""
+    given: dict[str, Any] = {"project_ids": getattr(args, "projects", None) or None,
+                             "workers": getattr(args, "workers", None)}
+    if source_range:
+        given.update(start_date=getattr(args, "start_date", None) or None,
+                     end_date=getattr(args, "end_date", None) or None)
     if getattr(args, "full_refresh", False):
-        source_args["full_refresh"] = True
-    if getattr(args, "workers", None):
-        source_args["workers"] = args.workers
-    return source_args
+        given["full_refresh"] = True
+    return load_settings(**given)
 
 
 def progress_collector(log_dlt_counters: bool) -> Collector:
@@ -298,14 +295,14 @@ def chosen_resources(args: argparse.Namespace) -> list[str] | None:
     return kept
 
 
-def _run_options(args: argparse.Namespace) -> RunOptions:
-    resources = chosen_resources(args)
+def _run_options(args: argparse.Namespace, source_range: bool = True) -> RunOptions:
+    resources = validate_resources(chosen_resources(args))
     return RunOptions(
         resources=resources,
         pipeline_name=args.pipeline_name,
         destination=args.destination,
         dataset_name=args.dataset_name,
-        source_args=_source_args(args),
+        settings=source_settings(args, source_range),
         table_format=args.table_format,
         progress=progress_collector(args.progress),
     )
@@ -351,16 +348,16 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     from pipelines.backfill import backfill
 
     warn_unknown_config_keys()
-    options = _run_options(args)
-    options.source_args.pop("start_date", None)
-    options.source_args.pop("end_date", None)
+    options = _run_options(args, source_range=False)
     preflight(options)
+    start = parse_instant(args.start_date, "start_date")
+    if start is None:
+        raise ConfigurationError("backfill needs --start-date (ISO date such as 2024-01-01)")
     totals = backfill(
         options,
-        args.start_date,
-        args.end_date,
-        args.window,
-        args.workers,
+        start,
+        parse_instant(args.end_date, "end_date"),
+        timedelta(seconds=parse_duration(args.window, "window")),
         handover_pipeline=None if args.no_handover else args.handover_pipeline,
     )
     print_row_counts(totals, "rows loaded by this backfill")
@@ -370,8 +367,10 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     """Verifies host, key, scopes and projects without loading anything."""
     warn_unknown_config_keys()
-    config = load_settings(project_ids=args.projects)
-    client = build_client(config)
+    options = RunOptions(pipeline_name=args.pipeline_name, destination=args.destination,
+                         dataset_name=args.dataset_name, settings=load_settings(project_ids=args.projects))
+    config = options.source_settings()
+    client = options.client_factory(config)
     key_info = client.get("/api/personal_api_keys/@current/", what="the API key's details")
     projects = discover_projects(client, config.project_ids)
     scopes = set(key_info.get("scopes") or ["*"])
@@ -388,8 +387,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"not readable: {table} (add the scope '{scope}:read' to the key)")
     if "query" not in {s for t, s in missing.items()}:
         probe_hogql_tables(client, [project for project, _ in projects])
-    origin = state_origin(RunOptions(pipeline_name=args.pipeline_name, destination=args.destination,
-                                     dataset_name=args.dataset_name))
+    origin = state_origin(options)
     where = {"local": "in the local pipeline folder", "destination": "in the destination (restored by the next run)",
              "none": "none yet: the next run is a first run"}[origin]
     print(f"state of pipeline '{args.pipeline_name}' ({args.destination}): {where}")
@@ -552,9 +550,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
     """Per project and UTC day, PostHog's event counts against the destination's; --repair re-reads what differs."""
     from pipelines.verify import VerifyOptions, format_repair, format_report, verify_and_repair
 
-    options = _run_options(args)
-    start = parse_instant(options.source_args.pop("start_date", None), "start_date")  # the range checked,
-    end = parse_instant(options.source_args.pop("end_date", None), "end_date")  # not the source's bounds
+    options = _run_options(args, source_range=False)
+    start = parse_instant(args.start_date, "start_date")  # the range checked, not the source's bounds
+    end = parse_instant(args.end_date, "end_date")
     outcome = verify_and_repair(VerifyOptions(options, start, end, repair=args.repair, promised=not args.every_row))
     print(format_report(outcome.first))
     if outcome.repair is not None:

@@ -10,7 +10,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -32,9 +32,11 @@ from pipelines.duckdb_loader import (
     remove_repeated_events,
     staged_event_files,
 )
-from posthog_source import ALL_TABLES, ControlRows, TableFailures, source_from_settings
-from posthog_source.config import load_settings
+from posthog_source import ALL_TABLES, ControlRows, TableFailures, build_client, source_from_settings
+from posthog_source.client import PostHogClient
+from posthog_source.config import SourceSettings, load_settings
 from posthog_source.errors import ConfigurationError
+from posthog_source.incremental import Clock, run_clock, utc_now
 
 DEFAULT_PIPELINE_NAME = "posthog_pipeline"
 # One file for run, backfill and report alike (not named like the dataset: DuckDB would confuse the two).
@@ -44,9 +46,15 @@ log = logging.getLogger("pipelines")
 DEFAULT_DATASET = "posthog"
 
 
+ClientFactory = Callable[[SourceSettings], PostHogClient]
+
+
 @dataclass
 class RunOptions:
-    """Everything a run needs. `source_args` left out are read from dlt config (toml or env)."""
+    """Everything a run needs: where it loads, and the source's settings, parsed once by whoever made the
+    options (the CLI, a backfill, a test). A backfill or a repair derives the settings of each of its runs with
+    `dataclasses.replace`, so instants travel as instants. `settings=None` reads them from dlt config (toml or
+    env) when the run starts, for callers with nothing to override."""
 
     resources: Sequence[str] | None = None
     pipeline_name: str = DEFAULT_PIPELINE_NAME
@@ -54,7 +62,11 @@ class RunOptions:
     dataset_name: str = DEFAULT_DATASET
     duckdb_path: str | None = None
     pipelines_dir: str | None = None
-    source_args: dict[str, Any] = field(default_factory=dict)
+    settings: SourceSettings | None = None
+    # How a run reaches PostHog, and what time it is: injected (tests run "tomorrow", or count retries)
+    # rather than patched.
+    client_factory: ClientFactory = build_client
+    clock: Clock = utc_now
     progress: Collector = field(default_factory=NullCollector)
     # Loaded in the same package as the source's tables (backfill bookkeeping rides with its events).
     extra_resources: Sequence[DltResource] = ()
@@ -64,6 +76,10 @@ class RunOptions:
     # A table that fails is set aside and the others load (exit 5, posthog_source/failures.py). Backfills turn
     # it off: their window markers ride with the events, so a failing events table must stop the batch.
     isolate_failures: bool = True
+
+    def source_settings(self) -> SourceSettings:
+        """The settings of this run: as given, else read once from dlt config."""
+        return self.settings if self.settings is not None else load_settings()
 
 
 # Where a run found the pipeline state it continued from (see `prepare` and `state_origin`):
@@ -154,7 +170,8 @@ def run(options: RunOptions) -> RunResult:
         origin, finished = prepare(pipeline, options)
         control = ControlRows()
         failures = TableFailures() if options.isolate_failures else None
-        source = source_from_settings(load_settings(**options.source_args), control=control, failures=failures)
+        config = options.source_settings()
+        source = source_from_settings(config, options.client_factory(config), control=control, failures=failures)
         if resources:
             source = source.with_resources(*resources)
         for extra in options.extra_resources:
@@ -162,7 +179,8 @@ def run(options: RunOptions) -> RunResult:
         apply_destination_hints(source, options)
         with _plain_files_rules(options):
             try:
-                pipeline.extract(source, table_format=options.table_format)  # type: ignore[arg-type]
+                with run_clock(options.clock):  # the cursors read the run's clock (posthog_source/incremental.py)
+                    pipeline.extract(source, table_format=options.table_format)  # type: ignore[arg-type]
             finally:
                 drop_abandoned_extracts(pipeline)
             failed = failures.failed if failures is not None else {}

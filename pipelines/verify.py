@@ -35,9 +35,9 @@ from pipelines.runner import (
     make_pipeline,
     run,
 )
-from posthog_source import build_client, hogql, settings
+from posthog_source import hogql, settings
 from posthog_source.client import PostHogClient
-from posthog_source.config import SourceSettings, check_range, load_settings
+from posthog_source.config import SourceSettings, check_range
 from posthog_source.errors import ConfigurationError
 from posthog_source.hogql import range_condition, string_literal
 from posthog_source.projects import Project, discover_projects
@@ -181,8 +181,9 @@ def judge_days(posthog: Mapping[DayKey, DayCounts], destination: Mapping[DayKey,
 
 @dataclass
 class VerifyOptions:
-    """`run` names the pipeline, destination and dataset as `posthog-pipeline run` would (its `source_args`
-    may carry api_key, host, project_ids and ingestion_lag; missing ones come from dlt config)."""
+    """`run` names the pipeline, destination and dataset as `posthog-pipeline run` would, and carries the
+    source's settings (api_key, host, project_ids, ingestion_lag...), its client factory and its clock. The
+    range compared is `start_date`/`end_date` here, not the settings' bounds."""
 
     run: RunOptions = field(default_factory=RunOptions)
     start_date: pendulum.DateTime | None = None  # default: the first UTC day the destination holds
@@ -456,11 +457,11 @@ class _Opened:
 
 # -- verify ----------------------------------------------------------------------------------------
 def _settings(options: RunOptions) -> SourceSettings:
-    return load_settings(**options.source_args)
+    return options.source_settings()
 
 
 def _client(options: RunOptions) -> PostHogClient:
-    return build_client(_settings(options))
+    return options.client_factory(_settings(options))
 
 
 def _projects(client: PostHogClient, options: RunOptions) -> list[Project]:
@@ -479,7 +480,7 @@ def _range(options: VerifyOptions, destination: _Destination, ids: Sequence[int]
     """[start, end) compared: --start-date, else the configured start_date, else the destination's first UTC
     day; --end-date, else now minus ingestion_lag (what a run at this moment would have loaded)."""
     config = _settings(options.run)
-    end = options.end_date or pendulum.now("UTC") - config.ingestion_lag
+    end = options.end_date or options.run.clock() - config.ingestion_lag
     start = options.start_date or config.start_date
     if start is None and has_events:
         first = destination.min_timestamp(ids)
@@ -621,8 +622,7 @@ def repair(options: VerifyOptions, report: VerifyReport, client: PostHogClient |
     posthog = _PostHog(client)
     summary = RepairSummary()
     _restore_local_state(options.run)
-    base = {k: v for k, v in options.run.source_args.items()
-            if k not in ("project_ids", "start_date", "end_date", "full_refresh")}
+    config = _settings(options.run)
     windows = _remove_extra_rows(options, report, posthog, summary)
     # What is missing is re-read in the few minutes around it, not whole days (a day of a busy project is tens of
     # windows of queries; a handful of rows lost from it costs one small read).
@@ -631,7 +631,8 @@ def repair(options: VerifyOptions, report: VerifyReport, client: PostHogClient |
                  hi.isoformat())
         result = run(dataclasses.replace(
             options.run, resources=["events"], extra_resources=(), isolate_failures=False,
-            source_args={**base, "project_ids": [project_id], "start_date": lo, "end_date": hi},
+            settings=dataclasses.replace(config, project_ids=(project_id,), start_date=lo, end_date=hi,
+                                         full_refresh=False),
         ))
         loaded = result.rows_extracted.get("events", 0)
         summary.windows_reread += 1
@@ -641,7 +642,8 @@ def repair(options: VerifyOptions, report: VerifyReport, client: PostHogClient |
         log.info("repair: re-reading every person of project %d", difference.project_id)
         result = run(dataclasses.replace(
             options.run, resources=["persons", "person_distinct_ids"], extra_resources=(), isolate_failures=False,
-            source_args={**base, "project_ids": [difference.project_id], "persons_full_refresh": True},
+            settings=dataclasses.replace(config, project_ids=(difference.project_id,), full_refresh=False,
+                                         persons_full_refresh=True),
         ))
         summary.persons_reread += result.rows_extracted.get("persons", 0)
         summary.projects_persons += 1

@@ -19,6 +19,7 @@ import pytest
 from pipelines import verify as verify_module
 from pipelines.runner import RunOptions
 from pipelines.verify import VerifyOptions, verify_and_repair, windows_around
+from posthog_source.config import load_settings
 from tests.helpers import read_rows, run_pipeline
 from tests.integration.test_events import assert_events_exact
 
@@ -73,7 +74,7 @@ def listed_days(stdout: str) -> dict[tuple[int, date], tuple[int, int, int]]:
 def options_for(server: Any, workdir: Path) -> VerifyOptions:
     return VerifyOptions(RunOptions(
         pipeline_name=PIPELINE, duckdb_path=str(workdir / "warehouse.duckdb"), pipelines_dir=str(workdir / "pipelines"),
-        source_args={"api_key": server.world.keys["full"], "host": server.url, "ingestion_lag": "0"},
+        settings=load_settings(api_key=server.world.keys["full"], host=server.url, ingestion_lag="0"),
     ))
 
 
