@@ -357,7 +357,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         options,
         start,
         parse_instant(args.end_date, "end_date"),
-        timedelta(seconds=parse_duration(args.window, "window")),
+        timedelta(seconds=parse_duration(args.window, "window")) if args.window else options.source_settings().window,
         handover_pipeline=None if args.no_handover else args.handover_pipeline,
     )
     print_row_counts(totals, "rows loaded by this backfill")
@@ -661,7 +661,9 @@ def _add_run_and_backfill(command: Command, common: Common) -> None:
     backfill_parser.set_defaults(pipeline_name=f"{DEFAULT_PIPELINE_NAME}_backfill")
     backfill_parser.add_argument("--start-date", required=True, help="first event timestamp to load (ISO date)")
     backfill_parser.add_argument("--end-date", help="end of the range (default: now, then hand over)")
-    backfill_parser.add_argument("--window", default="1d", help="window size: 6h, 1d, 7d... (default 1d)")
+    window = settings.duration_text(settings.DEFAULT_WINDOW_SECONDS)
+    backfill_parser.add_argument("--window", help=f"window size: 6h, 1d, 7d... (default {window}, or the `window` "
+                                                  "setting)")
     backfill_parser.add_argument(
         "--handover-pipeline",
         default=DEFAULT_PIPELINE_NAME,
