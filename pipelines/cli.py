@@ -419,8 +419,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from pipelines.report import format_report_text, run_report
-    from pipelines.report_html import write_html
+    from reports.html_page import write_html
+    from reports.models import format_report_text, run_report
 
     if args.html:
         check_writable_folder(Path(args.html).absolute().parent, "the HTML report", "--html")

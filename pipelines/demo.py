@@ -14,10 +14,10 @@ from pathlib import Path
 import duckdb
 
 from fake_posthog import FakePostHog, World
-from pipelines.report import format_report_text, run_report
-from pipelines.report_html import format_duration, write_html
 from pipelines.runner import DEFAULT_DATASET, RunOptions, run
 from posthog_source.config import load_settings
+from reports.html_page import format_duration, write_html
+from reports.models import format_report_text, run_report
 
 log = logging.getLogger("pipelines")
 
