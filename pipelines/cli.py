@@ -32,6 +32,7 @@ from dlt.common.pipeline import get_dlt_pipelines_dir
 from dlt.common.runtime.collector import Collector, NullCollector
 from dlt.extract.resource import DltResource
 
+from pipelines.destinations.duckdb import DEFAULT_DUCKDB_FILE, default_duckdb_file
 from pipelines.errors import (
     EXIT_BAD_INPUT,
     EXIT_DIFFERENCES,
@@ -44,11 +45,9 @@ from pipelines.errors import (
 )
 from pipelines.runner import (
     DEFAULT_DATASET,
-    DEFAULT_DUCKDB_FILE,
     DEFAULT_PIPELINE_NAME,
     RunOptions,
     apply_destination_hints,
-    default_duckdb_file,
     run,
     state_origin,
     validate_resources,

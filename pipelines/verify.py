@@ -26,11 +26,11 @@ from typing import Any
 
 import pendulum
 
-from pipelines import lake
+from pipelines.destinations import lake
+from pipelines.destinations.duckdb import default_duckdb_file
 from pipelines.runner import (
     RunOptions,
     committed_resources_state,
-    default_duckdb_file,
     destination_lock,
     make_pipeline,
     run,
