@@ -192,6 +192,10 @@ class VerifyOptions:
     # Compare with what the pipeline has promised to hold (its committed marks); False compares with every
     # row PostHog holds (rows the pipeline leaves for later then show as differences).
     promised: bool = True
+    # uuids per HogQL query, and rows per time slice of a day compared uuid by uuid when repairing: PostHog's
+    # page and what memory allows by default; a test makes them small so one day spans many of each.
+    uuid_page_size: int = UUID_PAGE_SIZE
+    repair_slice_rows: int = REPAIR_SLICE_ROWS
 
 
 @dataclass
@@ -241,8 +245,9 @@ class VerifyOutcome:
 class _PostHog:
     """The verify's HogQL queries, each named `posthog-dlt verify ...`, forced past PostHog's result cache."""
 
-    def __init__(self, client: PostHogClient) -> None:
+    def __init__(self, client: PostHogClient, uuid_page_size: int = UUID_PAGE_SIZE) -> None:
         self.client = client
+        self.uuid_page_size = uuid_page_size
         self.queries = 0
         self.read_bytes: int | None = None
 
@@ -295,7 +300,7 @@ class _PostHog:
         """Every event uuid of the project in [lo, hi) with its `timestamp`, in keyset pages on the uuid (no
         OFFSET with a personal key), each query bounded on `timestamp`."""
         bounds = range_condition("timestamp", lo, hi)
-        page_size = UUID_PAGE_SIZE
+        page_size = self.uuid_page_size
         after: str | None = None
         while True:
             where = bounds + ([f"toString(uuid) > {string_literal(after)}"] if after is not None else [])
@@ -605,10 +610,10 @@ def windows_around(instants: Iterable[pendulum.DateTime],
     return windows
 
 
-def _slices(lo: pendulum.DateTime, hi: pendulum.DateTime, rows: int) -> list[tuple[pendulum.DateTime,
-                                                                                   pendulum.DateTime]]:
-    """[lo, hi) cut into equal time slices of about REPAIR_SLICE_ROWS rows each."""
-    parts = max(1, math.ceil(rows / REPAIR_SLICE_ROWS))
+def _slices(lo: pendulum.DateTime, hi: pendulum.DateTime, rows: int,
+            slice_rows: int = REPAIR_SLICE_ROWS) -> list[tuple[pendulum.DateTime, pendulum.DateTime]]:
+    """[lo, hi) cut into equal time slices of about `slice_rows` rows each."""
+    parts = max(1, math.ceil(rows / slice_rows))
     step = (hi - lo) / parts
     edges = [lo + step * i for i in range(parts)] + [hi]
     return [(pendulum.instance(a), pendulum.instance(b)) for a, b in zip(edges, edges[1:], strict=False)]
@@ -619,7 +624,7 @@ def repair(options: VerifyOptions, report: VerifyReport, client: PostHogClient |
     re-read the minutes around the missing ones; the persons (and distinct ids) of each project whose count
     differs are read whole, which replaces that project's rows (deleted persons leave)."""
     client = client or _client(options.run)
-    posthog = _PostHog(client)
+    posthog = _PostHog(client, options.uuid_page_size)
     summary = RepairSummary()
     _restore_local_state(options.run)
     config = _settings(options.run)
@@ -665,7 +670,7 @@ def _remove_extra_rows(options: VerifyOptions, report: VerifyReport, posthog: _P
             lo, hi = max(report.start, day_start), min(report.end, day_start.add(days=1))
             extra: list[str] = []
             missing: list[pendulum.DateTime] = []
-            for a, b in _slices(lo, hi, max(d.posthog, d.destination)):
+            for a, b in _slices(lo, hi, max(d.posthog, d.destination), options.repair_slice_rows):
                 theirs = dict(posthog.uuids(projects[d.project_id], a, b))
                 held = destination.uuids(d.project_id, a, b)
                 extra += sorted(held - theirs.keys())

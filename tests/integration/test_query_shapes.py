@@ -30,7 +30,6 @@ import pytest
 from fake_posthog import rules
 from fake_posthog.server import FakePostHog
 from fake_posthog.world import World
-from pipelines import verify as verify_module
 from pipelines.backfill import backfill
 from pipelines.cli import main as cli_main
 from pipelines.runner import RunOptions, RunResult
@@ -176,10 +175,10 @@ def drive_every_mode(server: FakePostHog, root: Path, monkeypatch: pytest.Monkey
 
     # verify finds events lost from the destination; verify --repair re-reads those days and pages the uuids
     delete_destination_events(main, 1, 4)
-    monkeypatch.setattr(verify_module, "UUID_PAGE_SIZE", 10)  # more than one uuid page per day
     options = VerifyOptions(RunOptions(
         pipeline_name="posthog", duckdb_path=str(main / "warehouse.duckdb"), pipelines_dir=str(main / "pipelines"),
-        settings=load_settings(api_key=world.keys["full"], host=server.url, ingestion_lag="0", page_size=PAGE_SIZE)))
+        settings=load_settings(api_key=world.keys["full"], host=server.url, ingestion_lag="0", page_size=PAGE_SIZE)),
+        uuid_page_size=10)  # more than one uuid page per day
     assert not verify_and_repair(options).equal
     options.repair = True
     repaired = verify_and_repair(options)
