@@ -21,6 +21,7 @@ from fake_posthog.server import FakePostHog
 from fake_posthog.world import World
 from pipelines.runner import RunOptions, run
 from pipelines.verify import VerifyOptions, verify
+from posthog_source.config import load_settings
 
 
 @dataclass
@@ -50,7 +51,8 @@ def measure(events: int, workdir: Path) -> tuple[list[Cost], int]:
 
         def load(**extra: object) -> int:
             result = run(RunOptions(resources=["events"], pipeline_name="cost", duckdb_path=str(workdir / "w.duckdb"),
-                                    pipelines_dir=str(workdir / "p"), source_args={**args, **extra}))
+                                    pipelines_dir=str(workdir / "p"),
+                                    settings=load_settings(**args, **extra)))
             return sum(result.rows_extracted.values())
 
         costs.append(_measure(server, "first run (whole history)", load))
@@ -62,7 +64,8 @@ def measure(events: int, workdir: Path) -> tuple[list[Cost], int]:
         costs.append(_measure(server, f"incremental run with the late sweep ({per_hour:,} new, 80 very late)",
                               lambda: load(late_sweep="0")))
         options = VerifyOptions(RunOptions(pipeline_name="cost", duckdb_path=str(workdir / "w.duckdb"),
-                                           pipelines_dir=str(workdir / "p"), source_args=args), None, None, False)
+                                           pipelines_dir=str(workdir / "p"),
+                                           settings=load_settings(**args)), None, None, False)
         costs.append(_measure(server, "verify (every day of every project)", lambda: verify(options) and 0))
         total = sum(world.stats()["events"].values())
     return costs, total

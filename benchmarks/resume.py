@@ -31,7 +31,7 @@ import duckdb
 from benchmarks.procs import run_measured
 from fake_posthog.server import FakePostHog
 from fake_posthog.world import World
-from pipelines.duckdb_loader import DUCKDB_LOADER_CONFIG
+from pipelines.destinations.duckdb import DUCKDB_LOADER_CONFIG
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "benchmarks" / ".work" / "resume"
@@ -58,7 +58,7 @@ CASES: list[tuple[str, list[str], tuple[str, ...]]] = [
 # refresh re-reads them all and is killed in its load: while the new copies are appended, or once the old
 # copies are (partly) deleted after them; the resume is a plain run, which loads what is pending and keeps the
 # newest copy of each key. Batches of 4 row groups, so that a table of this size deletes in several (users get
-# 64: pipelines/duckdb_loader.py DELETE_BATCH_ROW_GROUPS).
+# 64: pipelines/destinations/duckdb.py DELETE_BATCH_ROW_GROUPS).
 REFRESH = [*RUN, "--full-refresh"]
 MERGE_CASES: list[tuple[str, list[str], tuple[str, ...]]] = [
     ("merge: between delete batches", REFRESH, ("deleting:2",)),

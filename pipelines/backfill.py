@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 import dlt
@@ -24,8 +25,8 @@ import pendulum
 from dlt.extract.resource import DltResource
 
 from pipelines.runner import RunOptions, make_pipeline, prepare, run, single_run
-from posthog_source.config import check_range, load_settings, parse_duration, parse_instant
-from posthog_source.errors import ConfigurationError
+from posthog_source.config import check_range
+from posthog_source.incremental import Clock
 from posthog_source.windows import split_windows
 
 log = logging.getLogger("pipelines")
@@ -34,7 +35,7 @@ MARKER_TABLE = "backfill_windows"
 Window = tuple[pendulum.DateTime, pendulum.DateTime]
 
 
-def window_marker(windows: Sequence[Window], scope: str, pipeline_name: str) -> DltResource:
+def window_marker(windows: Sequence[Window], scope: str, pipeline_name: str, clock: Clock) -> DltResource:
     """One row per finished window; merged, so re-runs and overlapping processes never duplicate it."""
 
     @dlt.resource(name=MARKER_TABLE, primary_key=("scope", "window_start", "window_end"), write_disposition="merge",
@@ -42,7 +43,7 @@ def window_marker(windows: Sequence[Window], scope: str, pipeline_name: str) -> 
                            "window_end": {"data_type": "timestamp", "timezone": True},
                            "finished_at": {"data_type": "timestamp", "timezone": True}})
     def markers() -> Iterator[list[dict[str, Any]]]:
-        now = pendulum.now("UTC")
+        now = clock()
         yield [{"scope": scope, "window_start": lo, "window_end": hi, "pipeline_name": pipeline_name,
                 "finished_at": now} for lo, hi in windows]
 
@@ -62,24 +63,19 @@ def finished_windows(pipeline: dlt.Pipeline, scope: str) -> set[tuple[pendulum.D
 
 
 def backfill(
-    options: RunOptions, start_date: str, end_date: str | None, window: str, workers: int | None = None,
+    options: RunOptions, start: pendulum.DateTime, end: pendulum.DateTime | None, window: timedelta,
     handover_pipeline: str | None = None,
 ) -> dict[str, int]:
-    """Load events of [start_date, end_date or now) window by window, `workers` at once (default: the
-    `workers` setting); returns rows loaded per table."""
-    start = parse_instant(start_date, "start_date")
-    if start is None:
-        raise ConfigurationError("backfill needs --start-date (ISO date such as 2024-01-01)")
-    config = load_settings(**options.source_args)  # every setting, from flags, TOML and env alike
-    workers = workers or config.workers
-    started_at = pendulum.now("UTC")
-    end = parse_instant(end_date, "end_date")
+    """Load events of [start, end or now) window by window, the `workers` setting's number at once; returns
+    rows loaded per table. Each batch runs with the options' settings, its range set by `dataclasses.replace`
+    (the instants stay instants), so every other setting is the configured one."""
+    config = options.source_settings()
+    started_at = options.clock()
     reaches_present = end is None or end >= started_at
-    lag = config.ingestion_lag.total_seconds()
     if reaches_present:
-        end = started_at.subtract(seconds=lag)
+        end = started_at - config.ingestion_lag
     check_range(start, end)
-    windows = split_windows(start, end, parse_duration(window, "window"))
+    windows = split_windows(start, end, window.total_seconds())
     # The scope names the projects the windows were loaded for, wherever they were configured: finished windows
     # of another project set are not this backfill's.
     scope = "projects:" + (",".join(str(p) for p in config.project_ids) if config.project_ids else "all")
@@ -92,15 +88,12 @@ def backfill(
     log.info("backfill %s to %s: %d windows, %d already finished, %d to load", start, end, len(windows),
              len(windows) - len(todo), len(todo))
     totals: dict[str, int] = {}
-    batch_size = max(1, workers)
     empty = 0
-    for batch in _contiguous_batches(todo, batch_size):
-        # instants stay instants: SourceSettings takes them as they are (no text to parse again)
-        source_args = {**options.source_args, "start_date": batch[0][0], "end_date": batch[-1][1], "workers": workers}
-        result = run(replace(options, resources=["events"], source_args=source_args, isolate_failures=False,
-                             extra_resources=[window_marker(batch, scope, options.pipeline_name)]))
-        for table, count in result.rows_extracted.items():
-            totals[table] = totals.get(table, 0) + count
+    for batch in _contiguous_batches(todo, config.workers):
+        batch_settings = replace(config, start_date=batch[0][0], end_date=batch[-1][1])
+        result = run(replace(options, resources=["events"], settings=batch_settings, isolate_failures=False,
+                             extra_resources=[window_marker(batch, scope, options.pipeline_name, options.clock)]))
+        _add(totals, result.rows_extracted)
         if result.rows_extracted.get("events", 0) == 0:
             empty += len(batch)
             log.debug("backfill: windows up to %s finished, no events in them", batch[-1][1])
@@ -109,15 +102,18 @@ def backfill(
     if empty:
         log.info("backfill: %d of %d windows held no events", empty, len(todo))
     if reaches_present and handover_pipeline:
-        handover_args = {**options.source_args, "start_date": end, "workers": workers,
-                         "handover_watermark": started_at.subtract(seconds=lag)}
-        handover_args.pop("end_date", None)
-        result = run(replace(options, pipeline_name=handover_pipeline, resources=["events"],
-                             source_args=handover_args))
-        for table, count in result.rows_extracted.items():
-            totals[table] = totals.get(table, 0) + count
+        # the incremental cursor starts where the windows end, storing a watermark from before the backfill
+        handover = replace(config, start_date=end, end_date=None,
+                           handover_watermark=started_at - config.ingestion_lag)
+        result = run(replace(options, pipeline_name=handover_pipeline, resources=["events"], settings=handover))
+        _add(totals, result.rows_extracted)
         log.info("backfill handed over to pipeline '%s': its next run continues incrementally", handover_pipeline)
     return totals
+
+
+def _add(totals: dict[str, int], rows: dict[str, int]) -> None:
+    for table, count in rows.items():
+        totals[table] = totals.get(table, 0) + count
 
 
 def _contiguous_batches(windows: Sequence[Window], size: int) -> Iterator[list[Window]]:

@@ -1,7 +1,7 @@
-"""`posthog-pipeline`: run, backfill, check, demo and report from the command line.
+"""`posthog-pipeline`: run, backfill, check, verify, demo and report from the command line.
 
-Exit codes: 0 success; 2 bad input or configuration; 3 authentication or permission; 1 anything else.
-An error is one line on stderr (a traceback only with --debug), and the API key is never printed.
+An error is one line on stderr (a traceback only with --debug), and the API key is never printed: how a
+failure becomes an exit code and that line, and the table of exit codes, live in pipelines/errors.py.
 """
 
 from __future__ import annotations
@@ -10,18 +10,17 @@ import argparse
 import contextlib
 import ctypes
 import difflib
-import errno
 import importlib.metadata
 import importlib.util
 import logging
 import os
-import re
 import shutil
 import sys
 import tempfile
 import tomllib
 import traceback
 from collections.abc import Callable, Iterable, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
@@ -33,45 +32,38 @@ from dlt.common.pipeline import get_dlt_pipelines_dir
 from dlt.common.runtime.collector import Collector, NullCollector
 from dlt.extract.resource import DltResource
 
+from pipelines.destinations.duckdb import DEFAULT_DUCKDB_FILE, default_duckdb_file
+from pipelines.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_DIFFERENCES,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_SOME_TABLES_FAILED,
+    ScrubbingFormatter,
+    explain,
+    scrub,
+)
 from pipelines.runner import (
     DEFAULT_DATASET,
-    DEFAULT_DUCKDB_FILE,
     DEFAULT_PIPELINE_NAME,
     RunOptions,
     apply_destination_hints,
-    default_duckdb_file,
     run,
     state_origin,
     validate_resources,
 )
 from pipelines.terminal import LinesAboveBars, TableBars
-from posthog_source import ALL_TABLES, SETTING_NAMES, build_client, hogql, settings, source_from_settings
+from posthog_source import ALL_TABLES, SETTING_NAMES, hogql, settings, source_from_settings
 from posthog_source.catalogue import ENDPOINTS, HOGQL_TABLES
 from posthog_source.client import PostHogClient
-from posthog_source.config import load_settings, parse_instant, parse_project_ids
-from posthog_source.errors import ConfigurationError, PermissionDeniedError, PostHogSourceError
+from posthog_source.config import SourceSettings, load_settings, parse_duration, parse_instant
+from posthog_source.errors import ConfigurationError
 from posthog_source.projects import Project, discover_projects
 
-EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_AUTH, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
-EXIT_SOME_TABLES_FAILED = 5  # some tables failed (each named), every other table loaded and committed
-INTERRUPTED = "interrupted; the next run continues where this one stopped"
 SECTION = "sources.posthog"
 ENV_PREFIX = "SOURCES__POSTHOG__"
-# A destination or working folder that cannot be written: bad configuration, not a crash.
-_UNWRITABLE = frozenset({errno.ENOTDIR, errno.EISDIR, errno.EACCES, errno.EPERM, errno.EROFS})
-_KEY_PATTERN = re.compile(r"(ph[xcs]_)[A-Za-z0-9_\-]{6,}")
 
 log = logging.getLogger("posthog_source")
-
-
-def scrub(text: str) -> str:
-    """Last line of defence: whatever we print, a PostHog key in it is masked."""
-    return _KEY_PATTERN.sub(r"\1***", text)
-
-
-class _ScrubbingFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        return scrub(super().format(record))
 
 
 class _QuietDlt(logging.Filter):
@@ -88,7 +80,7 @@ def setup_logging(debug: bool) -> None:
     if not debug:
         logging.getLogger("dlt").addFilter(_QuietDlt())
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_ScrubbingFormatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+    handler.setFormatter(ScrubbingFormatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
     for name in ("posthog_source", "pipelines"):
         logger = logging.getLogger(name)
         logger.handlers[:] = [handler]
@@ -219,7 +211,7 @@ def tables_refused_by_table_format(resources: Iterable[DltResource], destination
 def check_table_format(options: RunOptions) -> None:
     if not options.table_format:
         return
-    source = source_from_settings(load_settings(**options.source_args))
+    source = source_from_settings(options.source_settings())
     apply_destination_hints(source, options)
     chosen = options.resources or list(source.resources)
     resources = [source.resources[name] for name in chosen if name in source.resources]
@@ -238,28 +230,24 @@ def check_table_format(options: RunOptions) -> None:
 def preflight(options: RunOptions) -> None:
     """Bad configuration found before extracting: a bad host or key, an unwritable output, a destination
     setting missing, a table format the chosen tables cannot use."""
-    validate_resources(options.resources)
-    load_settings(**options.source_args)  # host, key, dates, durations: every setting, once
+    validate_resources(options.resources)  # the settings were parsed (and checked) once, by `_run_options`
     check_destination(options)
     check_table_format(options)
 
 
 # -- commands --------------------------------------------------------------------------------------
-def _source_args(args: argparse.Namespace) -> dict[str, Any]:
-    """Only what was given on the command line; the rest comes from dlt config (toml / env)."""
-    source_args: dict[str, Any] = {}
-    if getattr(args, "projects", None):
-        source_args["project_ids"] = parse_project_ids(args.projects)
-    for name in ("start_date", "end_date"):
-        value = getattr(args, name, None)
-        if value:
-            parse_instant(value, name)  # fail early with a clear message
-            source_args[name] = value
+def source_settings(args: argparse.Namespace, source_range: bool = True) -> SourceSettings:
+    """The source's settings, parsed once: what was given on the command line over dlt config (toml / env).
+    `source_range=False`: the command's --start-date/--end-date are its own range (backfill, verify), not
+    the source's bounds."""
+    given: dict[str, Any] = {"project_ids": getattr(args, "projects", None) or None,
+                             "workers": getattr(args, "workers", None)}
+    if source_range:
+        given.update(start_date=getattr(args, "start_date", None) or None,
+                     end_date=getattr(args, "end_date", None) or None)
     if getattr(args, "full_refresh", False):
-        source_args["full_refresh"] = True
-    if getattr(args, "workers", None):
-        source_args["workers"] = args.workers
-    return source_args
+        given["full_refresh"] = True
+    return load_settings(**given)
 
 
 def progress_collector(log_dlt_counters: bool) -> Collector:
@@ -298,14 +286,14 @@ def chosen_resources(args: argparse.Namespace) -> list[str] | None:
     return kept
 
 
-def _run_options(args: argparse.Namespace) -> RunOptions:
-    resources = chosen_resources(args)
+def _run_options(args: argparse.Namespace, source_range: bool = True) -> RunOptions:
+    resources = validate_resources(chosen_resources(args))
     return RunOptions(
         resources=resources,
         pipeline_name=args.pipeline_name,
         destination=args.destination,
         dataset_name=args.dataset_name,
-        source_args=_source_args(args),
+        settings=source_settings(args, source_range),
         table_format=args.table_format,
         progress=progress_collector(args.progress),
     )
@@ -351,16 +339,16 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     from pipelines.backfill import backfill
 
     warn_unknown_config_keys()
-    options = _run_options(args)
-    options.source_args.pop("start_date", None)
-    options.source_args.pop("end_date", None)
+    options = _run_options(args, source_range=False)
     preflight(options)
+    start = parse_instant(args.start_date, "start_date")
+    if start is None:
+        raise ConfigurationError("backfill needs --start-date (ISO date such as 2024-01-01)")
     totals = backfill(
         options,
-        args.start_date,
-        args.end_date,
-        args.window,
-        args.workers,
+        start,
+        parse_instant(args.end_date, "end_date"),
+        timedelta(seconds=parse_duration(args.window, "window")) if args.window else options.source_settings().window,
         handover_pipeline=None if args.no_handover else args.handover_pipeline,
     )
     print_row_counts(totals, "rows loaded by this backfill")
@@ -370,8 +358,10 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     """Verifies host, key, scopes and projects without loading anything."""
     warn_unknown_config_keys()
-    config = load_settings(project_ids=args.projects)
-    client = build_client(config)
+    options = RunOptions(pipeline_name=args.pipeline_name, destination=args.destination,
+                         dataset_name=args.dataset_name, settings=load_settings(project_ids=args.projects))
+    config = options.source_settings()
+    client = options.client_factory(config)
     key_info = client.get("/api/personal_api_keys/@current/", what="the API key's details")
     projects = discover_projects(client, config.project_ids)
     scopes = set(key_info.get("scopes") or ["*"])
@@ -388,8 +378,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"not readable: {table} (add the scope '{scope}:read' to the key)")
     if "query" not in {s for t, s in missing.items()}:
         probe_hogql_tables(client, [project for project, _ in projects])
-    origin = state_origin(RunOptions(pipeline_name=args.pipeline_name, destination=args.destination,
-                                     dataset_name=args.dataset_name))
+    origin = state_origin(options)
     where = {"local": "in the local pipeline folder", "destination": "in the destination (restored by the next run)",
              "none": "none yet: the next run is a first run"}[origin]
     print(f"state of pipeline '{args.pipeline_name}' ({args.destination}): {where}")
@@ -429,8 +418,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from pipelines.report import format_report_text, run_report
-    from pipelines.report_html import write_html
+    from reports.html_page import write_html
+    from reports.models import format_report_text, run_report
 
     if args.html:
         check_writable_folder(Path(args.html).absolute().parent, "the HTML report", "--html")
@@ -442,119 +431,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-# -- errors ----------------------------------------------------------------------------------------
-def error_chain(exc: BaseException) -> list[BaseException]:
-    """`exc` and every error behind it: causes, contexts, and the `exception` dlt's step errors wrap."""
-    seen: set[int] = set()
-    chain: list[BaseException] = []
-    todo: list[BaseException | None] = [exc]
-    while todo:
-        current = todo.pop(0)
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
-        chain.append(current)
-        todo.extend([getattr(current, "exception", None), current.__cause__, current.__context__])
-    return chain
-
-
-_OS_ERROR_TEXT = re.compile(r"""["']?(?P<path>/[^"':]*)["']?:?\s*(?P<reason>Permission denied|Read-only file system)""")
-
-
-def missing_fields_line(error: BaseException, text: str) -> str:
-    """dlt's missing-configuration error as one line naming each missing field and the environment variable
-    that sets it (dlt's own line names only the outer field, `credentials`, and the rest needs --debug)."""
-    missing: list[str] = []
-
-    def walk(traces: Any, prefix: str) -> None:
-        for name, found in (traces or {}).items():
-            nested = [t for t in found if hasattr(t, "traces")]
-            if nested:
-                walk(nested[0].traces, f"{prefix}{name}.")
-                continue
-            keys = [t.key for t in found if "environment" in str(getattr(t, "provider", "")).lower()]
-            env = next((k for k in keys if k.startswith(("DESTINATION__", "SOURCES__"))), keys[-1] if keys else None)
-            missing.append(f"{prefix}{name}" + (f" (set {env})" if env else ""))
-
-    walk(getattr(error, "traces", None), "")
-    if not missing:
-        return f"missing configuration: {text.splitlines()[0]}"
-    return f"missing configuration: {'; '.join(missing)}; or give them in .dlt/secrets.toml"
-
-
-def explain(exc: BaseException) -> tuple[int, str]:
-    """Exit code and one line for any failure, looking through the wrappers dlt puts around errors."""
-    chain = error_chain(exc)
-    if any(isinstance(error, KeyboardInterrupt) for error in chain):  # dlt's SignalReceivedException is one too
-        return EXIT_INTERRUPTED, INTERRUPTED
-    for error in chain:
-        if isinstance(error, PostHogSourceError):
-            message = str(error)
-            if isinstance(error, PermissionDeniedError) and error.scope and "add the scope" not in message:
-                message += f"; add the scope '{error.scope}' to the key"
-            return error.exit_code, message
-    for error in reversed(chain):  # innermost first: the OS error, not dlt's "failed at stage load"
-        if isinstance(error, OSError) and error.errno in _UNWRITABLE:
-            target = error.filename or "the destination"
-            folder = Path(str(target)).parent if error.filename else None
-            where = f" (folder {folder})" if folder is not None else ""
-            return EXIT_BAD_INPUT, f"cannot write {target}{where}: {error.strerror}; check the path and its permissions"
-    for error in chain:
-        name = type(error).__name__
-        text = str(error)
-        if name == "ConfigFieldMissingException":
-            if "api_key" in text:
-                return EXIT_BAD_INPUT, (
-                    "the PostHog API key is not configured; set SOURCES__POSTHOG__API_KEY or "
-                    "api_key under [sources.posthog] in .dlt/secrets.toml"
-                )
-            if "bucket_url" in text:
-                return EXIT_BAD_INPUT, (
-                    "the filesystem destination needs a bucket_url; set DESTINATION__FILESYSTEM__BUCKET_URL or "
-                    "bucket_url under [destination.filesystem] in .dlt/config.toml"
-                )
-            return EXIT_BAD_INPUT, missing_fields_line(error, text)
-        if type(error).__module__.split(".")[0] in ("tomlkit", "tomllib", "toml") or "TomlDecodeError" in name:
-            return EXIT_BAD_INPUT, f"a .dlt config file has a syntax error ({text.splitlines()[0]}); fix it"
-        if "Could not set lock" in text or "Conflicting lock" in text:
-            return EXIT_BAD_INPUT, (
-                "the DuckDB file is in use by another process; close it (or wait for the other run) and try again"
-            )
-        if name == "DestinationCapabilitiesException" and "merge strategy" in text:
-            return EXIT_BAD_INPUT, (
-                f"{text.splitlines()[0]}; with --table-format, choose --resources whose tables append, upsert or "
-                "replace (events, projects, organizations)"
-            )
-    for error in reversed(chain):
-        match = _OS_ERROR_TEXT.search(str(error))
-        if match:
-            path = match.group("path").strip()
-            return EXIT_BAD_INPUT, (
-                f"cannot write {path} (folder {Path(path).parent}): {match.group('reason')}; check the path and its "
-                "permissions"
-            )
-    for error in chain:
-        name = type(error).__name__
-        if name == "ConnectionError" or name.endswith("ConnectionError"):
-            return EXIT_BAD_INPUT, "cannot reach the PostHog host; check host (us, eu or your URL) and the network"
-    first = chain[-1] if chain else exc
-    return (
-        EXIT_ERROR,
-        f"{type(first).__name__}: {str(first).splitlines()[0] if str(first) else ''} (rerun with --debug)",
-    )
-
-
 # -- verify (exit 4 when PostHog and the destination differ) --------------------------------------------
-EXIT_DIFFERENCES = 4
-
-
 def cmd_verify(args: argparse.Namespace) -> int:
     """Per project and UTC day, PostHog's event counts against the destination's; --repair re-reads what differs."""
     from pipelines.verify import VerifyOptions, format_repair, format_report, verify_and_repair
 
-    options = _run_options(args)
-    start = parse_instant(options.source_args.pop("start_date", None), "start_date")  # the range checked,
-    end = parse_instant(options.source_args.pop("end_date", None), "end_date")  # not the source's bounds
+    options = _run_options(args, source_range=False)
+    start = parse_instant(args.start_date, "start_date")  # the range checked, not the source's bounds
+    end = parse_instant(args.end_date, "end_date")
     outcome = verify_and_repair(VerifyOptions(options, start, end, repair=args.repair, promised=not args.every_row))
     print(format_report(outcome.first))
     if outcome.repair is not None:
@@ -663,7 +547,9 @@ def _add_run_and_backfill(command: Command, common: Common) -> None:
     backfill_parser.set_defaults(pipeline_name=f"{DEFAULT_PIPELINE_NAME}_backfill")
     backfill_parser.add_argument("--start-date", required=True, help="first event timestamp to load (ISO date)")
     backfill_parser.add_argument("--end-date", help="end of the range (default: now, then hand over)")
-    backfill_parser.add_argument("--window", default="1d", help="window size: 6h, 1d, 7d... (default 1d)")
+    window = settings.duration_text(settings.DEFAULT_WINDOW_SECONDS)
+    backfill_parser.add_argument("--window", help=f"window size: 6h, 1d, 7d... (default {window}, or the `window` "
+                                                  "setting)")
     backfill_parser.add_argument(
         "--handover-pipeline",
         default=DEFAULT_PIPELINE_NAME,

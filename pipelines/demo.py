@@ -14,9 +14,10 @@ from pathlib import Path
 import duckdb
 
 from fake_posthog import FakePostHog, World
-from pipelines.report import format_report_text, run_report
-from pipelines.report_html import format_duration, write_html
 from pipelines.runner import DEFAULT_DATASET, RunOptions, run
+from posthog_source.config import load_settings
+from reports.html_page import format_duration, write_html
+from reports.models import format_report_text, run_report
 
 log = logging.getLogger("pipelines")
 
@@ -39,12 +40,12 @@ def run_demo(duckdb_path: str, events: int = 300_000, seed: int = 1, html_path: 
                 pipeline_name="posthog_demo",
                 duckdb_path=str(target),
                 pipelines_dir=str(workdir),
-                source_args={
-                    "api_key": world.keys["full"],
-                    "host": server.url,
-                    "start_date": "2020-01-01",  # before any generated event; empty years cost one count query
-                    "ingestion_lag": "0",
-                },
+                settings=load_settings(  # the user's other [sources.posthog] settings apply, as in a run
+                    api_key=world.keys["full"],
+                    host=server.url,
+                    start_date="2020-01-01",  # before any generated event; empty years cost one count query
+                    ingestion_lag=0,
+                ),
             ))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

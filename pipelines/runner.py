@@ -10,7 +10,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -19,34 +19,32 @@ import dlt
 from dlt.common.destination import Destination
 from dlt.common.pipeline import LoadInfo, get_dlt_pipelines_dir
 from dlt.common.runtime.collector import Collector, NullCollector
-from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.extract.resource import DltResource
 
-from pipelines import lake
-from pipelines.duckdb_loader import (
-    DUCKDB_LOADER_CONFIG,
-    delete_old_copies,
-    drop_staged_events,
-    find_old_copies,
-    loader_credentials,
-    remove_repeated_events,
-    staged_event_files,
-)
-from posthog_source import ALL_TABLES, ControlRows, TableFailures, source_from_settings
-from posthog_source.config import load_settings
+from pipelines.destinations import duckdb as duckdb_files
+from pipelines.destinations import lake
+from pipelines.destinations.duckdb import DUCKDB_EVENTS_DESCRIPTION, DUCKDB_EVENTS_DISPOSITION, duckdb_file
+from posthog_source import ALL_TABLES, ControlRows, TableFailures, build_client, source_from_settings
+from posthog_source.client import PostHogClient
+from posthog_source.config import SourceSettings, load_settings
 from posthog_source.errors import ConfigurationError
+from posthog_source.incremental import Clock, run_clock, utc_now
 
 DEFAULT_PIPELINE_NAME = "posthog_pipeline"
-# One file for run, backfill and report alike (not named like the dataset: DuckDB would confuse the two).
-DEFAULT_DUCKDB_FILE = "posthog_pipeline.duckdb"
 
 log = logging.getLogger("pipelines")
 DEFAULT_DATASET = "posthog"
 
 
+ClientFactory = Callable[[SourceSettings], PostHogClient]
+
+
 @dataclass
 class RunOptions:
-    """Everything a run needs. `source_args` left out are read from dlt config (toml or env)."""
+    """Everything a run needs: where it loads, and the source's settings, parsed once by whoever made the
+    options (the CLI, a backfill, a test). A backfill or a repair derives the settings of each of its runs with
+    `dataclasses.replace`, so instants travel as instants. `settings=None` reads them from dlt config (toml or
+    env) when the run starts, for callers with nothing to override."""
 
     resources: Sequence[str] | None = None
     pipeline_name: str = DEFAULT_PIPELINE_NAME
@@ -54,7 +52,11 @@ class RunOptions:
     dataset_name: str = DEFAULT_DATASET
     duckdb_path: str | None = None
     pipelines_dir: str | None = None
-    source_args: dict[str, Any] = field(default_factory=dict)
+    settings: SourceSettings | None = None
+    # How a run reaches PostHog, and what time it is: injected (tests run "tomorrow", or count retries)
+    # rather than patched.
+    client_factory: ClientFactory = build_client
+    clock: Clock = utc_now
     progress: Collector = field(default_factory=NullCollector)
     # Loaded in the same package as the source's tables (backfill bookkeeping rides with its events).
     extra_resources: Sequence[DltResource] = ()
@@ -64,6 +66,10 @@ class RunOptions:
     # A table that fails is set aside and the others load (exit 5, posthog_source/failures.py). Backfills turn
     # it off: their window markers ride with the events, so a failing events table must stop the batch.
     isolate_failures: bool = True
+
+    def source_settings(self) -> SourceSettings:
+        """The settings of this run: as given, else read once from dlt config."""
+        return self.settings if self.settings is not None else load_settings()
 
 
 # Where a run found the pipeline state it continued from (see `prepare` and `state_origin`):
@@ -96,13 +102,6 @@ def validate_resources(names: Sequence[str] | None) -> list[str] | None:
     return list(dict.fromkeys(names))
 
 
-def default_duckdb_file() -> str:
-    """DESTINATION__DUCKDB__CREDENTIALS (or its toml key) when set, else DEFAULT_DUCKDB_FILE in the cwd, as an
-    absolute path: dlt would otherwise resolve a relative one against the folder of the pipeline's last run."""
-    configured = dlt.config.get("destination.duckdb.credentials")
-    return os.path.abspath(str(configured) if configured else DEFAULT_DUCKDB_FILE)
-
-
 def make_pipeline(options: RunOptions) -> dlt.Pipeline:
     """The pipeline for `options`. Credentials, paths (`bucket_url`) and other destination settings come the
     dlt way (DESTINATION__<NAME>__..., .dlt/secrets.toml); only DuckDB gets our default file."""
@@ -127,8 +126,7 @@ def _destination(options: RunOptions) -> Any:
     """DuckDB: our default file. Warehouses: a staging dataset per pipeline, so the processes of a fanned-out
     backfill (one pipeline name each) never truncate each other's staging tables mid-merge."""
     if options.destination == "duckdb":
-        path = os.path.abspath(options.duckdb_path or default_duckdb_file())
-        return dlt.destinations.duckdb(DuckDbCredentials(path, global_config=DUCKDB_LOADER_CONFIG))
+        return duckdb_files.destination(duckdb_file(options.duckdb_path))
     if options.destination == "filesystem":
         # Parquet for every table (dlt's default for rows that are not Arrow pages is JSON lines).
         return Destination.from_reference("filesystem", preferred_loader_file_format="parquet")
@@ -154,7 +152,8 @@ def run(options: RunOptions) -> RunResult:
         origin, finished = prepare(pipeline, options)
         control = ControlRows()
         failures = TableFailures() if options.isolate_failures else None
-        source = source_from_settings(load_settings(**options.source_args), control=control, failures=failures)
+        config = options.source_settings()
+        source = source_from_settings(config, options.client_factory(config), control=control, failures=failures)
         if resources:
             source = source.with_resources(*resources)
         for extra in options.extra_resources:
@@ -162,7 +161,8 @@ def run(options: RunOptions) -> RunResult:
         apply_destination_hints(source, options)
         with _plain_files_rules(options):
             try:
-                pipeline.extract(source, table_format=options.table_format)  # type: ignore[arg-type]
+                with run_clock(options.clock):  # the cursors read the run's clock (posthog_source/incremental.py)
+                    pipeline.extract(source, table_format=options.table_format)  # type: ignore[arg-type]
             finally:
                 drop_abandoned_extracts(pipeline)
             failed = failures.failed if failures is not None else {}
@@ -270,7 +270,7 @@ def destination_pipeline_state(options: RunOptions) -> dict[str, Any] | None:
     """This pipeline's state as the destination holds it (dlt stores it with every load, so it is what that
     data was committed with), read through a throw-away working folder so the real one is left as it is;
     None when it holds none. A DuckDB file that does not exist is not created."""
-    if options.destination == "duckdb" and not os.path.exists(options.duckdb_path or default_duckdb_file()):
+    if options.destination == "duckdb" and not os.path.exists(duckdb_file(options.duckdb_path)):
         return None
     with tempfile.TemporaryDirectory(prefix="posthog-dlt-state-") as scratch:
         fresh = make_pipeline(replace(options, pipelines_dir=scratch, progress=NullCollector()))
@@ -296,7 +296,7 @@ def committed_resources_state(options: RunOptions) -> dict[str, Any]:
 def describe_destination(options: RunOptions) -> str:
     """Where a run writes, for the lines that say where its state came from."""
     if options.destination == "duckdb":
-        return f"the DuckDB file {os.path.abspath(options.duckdb_path or default_duckdb_file())} (dataset " \
+        return f"the DuckDB file {duckdb_file(options.duckdb_path)} (dataset " \
                f"{options.dataset_name})"
     return f"the {options.destination} destination's dataset {options.dataset_name}"
 
@@ -330,7 +330,8 @@ TABLE_FORMAT_EVENTS_DISPOSITION: dict[str, Any] = {"disposition": "merge", "stra
 
 def apply_destination_hints(source: Any, options: RunOptions) -> None:
     """What the destination changes in the source's hints: events upsert in Delta/Iceberg tables, and are
-    appended into DuckDB, then their old copies deleted by the loader (see DUCKDB_EVENTS_DISPOSITION); the
+    appended into DuckDB, then their old copies deleted by the loader (destinations/duckdb.py
+    DUCKDB_EVENTS_DISPOSITION); the
     table's description says so, so dlt's own tools (`dlt pipeline ... schema`) do not read as plain appends."""
     if "events" not in source.resources:
         return
@@ -342,67 +343,13 @@ def apply_destination_hints(source: Any, options: RunOptions) -> None:
             additional_table_hints={"description": DUCKDB_EVENTS_DESCRIPTION})
 
 
-# Into DuckDB, events are merged by the loader rather than by dlt: before dlt's load the rows whose keys the
-# package holds are noted (pipelines/duckdb_loader.py `find_old_copies`), dlt appends the package, then the
-# noted old copies are deleted (`delete_old_copies`, in row-group batches when they are many). dlt's
-# delete-insert would stage every row and copy it again into the final table, writing each event twice and
-# keeping a second copy of them all in the staging dataset (a full refresh of 4.8M events: 5 GB more file),
-# and deletes in one statement, which at millions of rows does not fit DuckDB's memory
-# (DELETE_BATCH_ROW_GROUPS). Appending is exact because the rows of one package are unique on the key
-# (posthog_source/events.py EVENTS_DISPOSITION).
-# Appends and deletes are not one transaction, so they come in the order that never hides an event: a reader
-# of the file sees every event at every instant, old copy or new (before: deleting first, a re-merge killed
-# in its load left 0 of 300,000 events until the next run). A run stopped between the append and the
-# deletes leaves keys in the table twice and the marker `<file>.merging`: the next load first keeps the
-# newest copy of each such key (`remove_repeated_events`), whether or not a package is still pending. Only
-# DuckDB: every process that writes the file holds its lock (`_duckdb_file_lock`), so no other load runs
-# between the appends and the deletes.
-DUCKDB_EVENTS_DISPOSITION = "append"
-DUCKDB_EVENTS_DESCRIPTION = ("PostHog events, merged on (project_id, uuid): appended by dlt, then the old copies "
-                             "of the keys deleted by posthog-dlt's loader (pipelines/duckdb_loader.py)")
-
-
 def load_packages(pipeline: dlt.Pipeline, options: RunOptions, interrupted: bool = False) -> LoadInfo | None:
-    """dlt's load step under the destination's lock; into DuckDB through `loader_credentials`, the old copies
-    of the events appended deleted after them (DUCKDB_EVENTS_DISPOSITION). `interrupted`: the packages are a
-    killed run's; after them, as after several packages or events not in parquet files (which
-    `find_old_copies` cannot read), any key in the table twice keeps only its last copy."""
+    """dlt's load step under the destination's lock; into DuckDB, events are merged around it
+    (destinations/duckdb.py `load`; `interrupted`: the packages are a killed run's)."""
     with destination_lock(pipeline, options):
         if options.destination != "duckdb":
             return pipeline.load()
-        path = os.path.abspath(options.duckdb_path or default_duckdb_file())
-        marker = Path(path + ".merging")  # the datasets whose merge noted old copies and did not finish deleting
-        dataset = pipeline.dataset_name
-        with loader_credentials(pipeline, path) as (connection, credentials):
-            if marker.exists():
-                for stopped in sorted(set(marker.read_text().split())):
-                    remove_repeated_events(connection, stopped)
-                marker.unlink()
-            appended, staged = _appended_events(pipeline), staged_event_files(pipeline)
-            found = find_old_copies(connection, dataset, staged.parquet) if appended else 0
-            if found:
-                marker.write_text(dataset + "\n")
-                # no row group is compacted (and its rows renumbered) until the noted copies are deleted
-                vacuum = connection.execute("SELECT current_setting('max_vacuum_tasks')").fetchone()[0]
-                connection.execute("SET max_vacuum_tasks = 0")
-            info = pipeline.load(credentials=credentials)
-            repeated = appended and (interrupted or staged.packages > 1 or staged.other)
-            if found:
-                # a row renumbered anyway is left (never another deleted): it is then a copy too many
-                repeated = repeated or delete_old_copies(connection, dataset) < found
-                connection.execute(f"SET max_vacuum_tasks = {int(vacuum)}")
-            if repeated:
-                remove_repeated_events(connection, dataset)
-            marker.unlink(missing_ok=True)
-            if appended and not pipeline.list_normalized_load_packages():
-                drop_staged_events(connection, pipeline.dataset_name)
-        return info
-
-
-def _appended_events(pipeline: dlt.Pipeline) -> bool:
-    schema = pipeline.default_schema if pipeline.default_schema_name else None
-    table = schema.tables.get("events") if schema is not None else None
-    return bool(table) and table.get("write_disposition") == DUCKDB_EVENTS_DISPOSITION  # type: ignore[union-attr]
+        return duckdb_files.load(pipeline, duckdb_file(options.duckdb_path), interrupted)
 
 
 def finish_pending(pipeline: dlt.Pipeline, options: RunOptions) -> bool:
@@ -525,18 +472,12 @@ def _plain_files_rules(options: RunOptions) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _duckdb_file_lock(options: RunOptions) -> Iterator[None]:
-    """DuckDB admits one process per file while it writes: every process of ours that opens the file (to
-    load, or to read the state) takes turns on `<file>.lock`. Other destinations: no lock."""
+    """The DuckDB file's lock (destinations/duckdb.py `file_lock`) for a DuckDB run; other destinations: none."""
     if options.destination != "duckdb":
         yield
         return
-    lock_path = Path(os.path.abspath(options.duckdb_path or default_duckdb_file()) + ".lock")
-    with open(lock_path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with duckdb_files.file_lock(duckdb_file(options.duckdb_path)):
+        yield
 
 
 @contextlib.contextmanager

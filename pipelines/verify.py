@@ -26,18 +26,18 @@ from typing import Any
 
 import pendulum
 
-from pipelines import lake
+from pipelines.destinations import lake
+from pipelines.destinations.duckdb import default_duckdb_file
 from pipelines.runner import (
     RunOptions,
     committed_resources_state,
-    default_duckdb_file,
     destination_lock,
     make_pipeline,
     run,
 )
-from posthog_source import build_client, hogql, settings
+from posthog_source import hogql, settings
 from posthog_source.client import PostHogClient
-from posthog_source.config import SourceSettings, check_range, load_settings
+from posthog_source.config import SourceSettings, check_range
 from posthog_source.errors import ConfigurationError
 from posthog_source.hogql import range_condition, string_literal
 from posthog_source.projects import Project, discover_projects
@@ -181,8 +181,9 @@ def judge_days(posthog: Mapping[DayKey, DayCounts], destination: Mapping[DayKey,
 
 @dataclass
 class VerifyOptions:
-    """`run` names the pipeline, destination and dataset as `posthog-pipeline run` would (its `source_args`
-    may carry api_key, host, project_ids and ingestion_lag; missing ones come from dlt config)."""
+    """`run` names the pipeline, destination and dataset as `posthog-pipeline run` would, and carries the
+    source's settings (api_key, host, project_ids, ingestion_lag...), its client factory and its clock. The
+    range compared is `start_date`/`end_date` here, not the settings' bounds."""
 
     run: RunOptions = field(default_factory=RunOptions)
     start_date: pendulum.DateTime | None = None  # default: the first UTC day the destination holds
@@ -191,6 +192,10 @@ class VerifyOptions:
     # Compare with what the pipeline has promised to hold (its committed marks); False compares with every
     # row PostHog holds (rows the pipeline leaves for later then show as differences).
     promised: bool = True
+    # uuids per HogQL query, and rows per time slice of a day compared uuid by uuid when repairing: PostHog's
+    # page and what memory allows by default; a test makes them small so one day spans many of each.
+    uuid_page_size: int = UUID_PAGE_SIZE
+    repair_slice_rows: int = REPAIR_SLICE_ROWS
 
 
 @dataclass
@@ -240,8 +245,9 @@ class VerifyOutcome:
 class _PostHog:
     """The verify's HogQL queries, each named `posthog-dlt verify ...`, forced past PostHog's result cache."""
 
-    def __init__(self, client: PostHogClient) -> None:
+    def __init__(self, client: PostHogClient, uuid_page_size: int = UUID_PAGE_SIZE) -> None:
         self.client = client
+        self.uuid_page_size = uuid_page_size
         self.queries = 0
         self.read_bytes: int | None = None
 
@@ -294,7 +300,7 @@ class _PostHog:
         """Every event uuid of the project in [lo, hi) with its `timestamp`, in keyset pages on the uuid (no
         OFFSET with a personal key), each query bounded on `timestamp`."""
         bounds = range_condition("timestamp", lo, hi)
-        page_size = UUID_PAGE_SIZE
+        page_size = self.uuid_page_size
         after: str | None = None
         while True:
             where = bounds + ([f"toString(uuid) > {string_literal(after)}"] if after is not None else [])
@@ -456,11 +462,11 @@ class _Opened:
 
 # -- verify ----------------------------------------------------------------------------------------
 def _settings(options: RunOptions) -> SourceSettings:
-    return load_settings(**options.source_args)
+    return options.source_settings()
 
 
 def _client(options: RunOptions) -> PostHogClient:
-    return build_client(_settings(options))
+    return options.client_factory(_settings(options))
 
 
 def _projects(client: PostHogClient, options: RunOptions) -> list[Project]:
@@ -479,7 +485,7 @@ def _range(options: VerifyOptions, destination: _Destination, ids: Sequence[int]
     """[start, end) compared: --start-date, else the configured start_date, else the destination's first UTC
     day; --end-date, else now minus ingestion_lag (what a run at this moment would have loaded)."""
     config = _settings(options.run)
-    end = options.end_date or pendulum.now("UTC") - config.ingestion_lag
+    end = options.end_date or options.run.clock() - config.ingestion_lag
     start = options.start_date or config.start_date
     if start is None and has_events:
         first = destination.min_timestamp(ids)
@@ -604,10 +610,10 @@ def windows_around(instants: Iterable[pendulum.DateTime],
     return windows
 
 
-def _slices(lo: pendulum.DateTime, hi: pendulum.DateTime, rows: int) -> list[tuple[pendulum.DateTime,
-                                                                                   pendulum.DateTime]]:
-    """[lo, hi) cut into equal time slices of about REPAIR_SLICE_ROWS rows each."""
-    parts = max(1, math.ceil(rows / REPAIR_SLICE_ROWS))
+def _slices(lo: pendulum.DateTime, hi: pendulum.DateTime, rows: int,
+            slice_rows: int = REPAIR_SLICE_ROWS) -> list[tuple[pendulum.DateTime, pendulum.DateTime]]:
+    """[lo, hi) cut into equal time slices of about `slice_rows` rows each."""
+    parts = max(1, math.ceil(rows / slice_rows))
     step = (hi - lo) / parts
     edges = [lo + step * i for i in range(parts)] + [hi]
     return [(pendulum.instance(a), pendulum.instance(b)) for a, b in zip(edges, edges[1:], strict=False)]
@@ -618,11 +624,10 @@ def repair(options: VerifyOptions, report: VerifyReport, client: PostHogClient |
     re-read the minutes around the missing ones; the persons (and distinct ids) of each project whose count
     differs are read whole, which replaces that project's rows (deleted persons leave)."""
     client = client or _client(options.run)
-    posthog = _PostHog(client)
+    posthog = _PostHog(client, options.uuid_page_size)
     summary = RepairSummary()
     _restore_local_state(options.run)
-    base = {k: v for k, v in options.run.source_args.items()
-            if k not in ("project_ids", "start_date", "end_date", "full_refresh")}
+    config = _settings(options.run)
     windows = _remove_extra_rows(options, report, posthog, summary)
     # What is missing is re-read in the few minutes around it, not whole days (a day of a busy project is tens of
     # windows of queries; a handful of rows lost from it costs one small read).
@@ -631,7 +636,8 @@ def repair(options: VerifyOptions, report: VerifyReport, client: PostHogClient |
                  hi.isoformat())
         result = run(dataclasses.replace(
             options.run, resources=["events"], extra_resources=(), isolate_failures=False,
-            source_args={**base, "project_ids": [project_id], "start_date": lo, "end_date": hi},
+            settings=dataclasses.replace(config, project_ids=(project_id,), start_date=lo, end_date=hi,
+                                         full_refresh=False),
         ))
         loaded = result.rows_extracted.get("events", 0)
         summary.windows_reread += 1
@@ -641,7 +647,8 @@ def repair(options: VerifyOptions, report: VerifyReport, client: PostHogClient |
         log.info("repair: re-reading every person of project %d", difference.project_id)
         result = run(dataclasses.replace(
             options.run, resources=["persons", "person_distinct_ids"], extra_resources=(), isolate_failures=False,
-            source_args={**base, "project_ids": [difference.project_id], "persons_full_refresh": True},
+            settings=dataclasses.replace(config, project_ids=(difference.project_id,), full_refresh=False,
+                                         persons_full_refresh=True),
         ))
         summary.persons_reread += result.rows_extracted.get("persons", 0)
         summary.projects_persons += 1
@@ -663,7 +670,7 @@ def _remove_extra_rows(options: VerifyOptions, report: VerifyReport, posthog: _P
             lo, hi = max(report.start, day_start), min(report.end, day_start.add(days=1))
             extra: list[str] = []
             missing: list[pendulum.DateTime] = []
-            for a, b in _slices(lo, hi, max(d.posthog, d.destination)):
+            for a, b in _slices(lo, hi, max(d.posthog, d.destination), options.repair_slice_rows):
                 theirs = dict(posthog.uuids(projects[d.project_id], a, b))
                 held = destination.uuids(d.project_id, a, b)
                 extra += sorted(held - theirs.keys())

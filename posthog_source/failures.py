@@ -9,7 +9,7 @@ How it works (the runner, pipelines/runner.py, does the second half):
   after a resource's last page), so its state does not advance and the next run reads the same range again;
 - after the extract, the runner withdraws every file the failed resources wrote from the load package, so a
   snapshot that failed on its second page neither wipes nor half-replaces what the destination holds;
-- the run ends with exit 5 (pipelines/cli.py), one line per failed table, after the others loaded.
+- the run ends with exit 5 (pipelines/errors.py), one line per failed table, after the others loaded.
 What is not a table's fault still stops the run as before: a bad key (exit 3), bad settings (exit 2), the
 rate-limit wait or the organisation's quota running out, the destination failing (exit 1).
 Without a `TableFailures` (a library user running the source with plain dlt) errors propagate as dlt's do:

@@ -11,18 +11,49 @@ keeps in its dlt state where it has read to and when it last swept for very late
 Each resource decides what to read from a project's `Position` (its own queries differ); this object reads the
 committed positions, stages the new ones, and commits them only after the resource's last page (dlt stores
 resource state with the rows of the same load, so a mark is durable exactly when the rows it covers are).
-The clock is read once per run, here.
+The clock is read once per run, here: from the clock of the run in progress (`run_clock`), the real one unless
+a caller (the pipeline's `RunOptions.clock`, a test running "tomorrow") set another for the length of its run.
 """
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+import contextlib
+from collections.abc import Callable, Iterator, MutableMapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import pendulum
 
 from posthog_source.config import SourceSettings
 from posthog_source.watermarks import Marks
+
+Clock = Callable[[], pendulum.DateTime]
+
+
+def utc_now() -> pendulum.DateTime:
+    """The real clock, in UTC: the default of every run."""
+    return pendulum.now("UTC")
+
+
+# The clock of the extract in progress. A context variable rather than a parameter of each resource: the
+# resources are dlt generators that dlt starts long after the source is built, and a caller that runs them
+# (`pipelines.runner.run`) sets the clock around exactly that extract; library users get the real one.
+_RUN_CLOCK: ContextVar[Clock] = ContextVar("posthog_source_run_clock", default=utc_now)
+
+
+@contextlib.contextmanager
+def run_clock(clock: Clock) -> Iterator[None]:
+    """Make `clock` the one every cursor reads while the block runs (the extract of one run)."""
+    token = _RUN_CLOCK.set(clock)
+    try:
+        yield
+    finally:
+        _RUN_CLOCK.reset(token)
+
+
+def current_time() -> pendulum.DateTime:
+    """Now, by the clock of the run in progress (the real one outside `run_clock`), in UTC."""
+    return _RUN_CLOCK.get()().in_timezone("UTC")
 
 
 @dataclass(frozen=True)
@@ -55,7 +86,7 @@ class IngestionCursor:
     def __init__(self, keys: StateKeys, config: SourceSettings, now: pendulum.DateTime | None = None,
                  state: MutableMapping[str, object] | None = None) -> None:
         self.config = config
-        self.now = now or pendulum.now("UTC")
+        self.now = now or current_time()
         self.hi = self.now - config.ingestion_lag  # ingested before this is read by this run
         self._marks = (Marks(keys.watermark, state), Marks(keys.swept_to, state), Marks(keys.swept_at, state))
 

@@ -1,6 +1,7 @@
 """Constants of the PostHog source: hosts, page sizes, PostHog's published budgets, and every default.
 
-Each default lives here once; `config.SourceSettings` and the command line read them from here.
+Each default lives here once; `config.SourceSettings` and the command line's --help read them from here, and
+tests/unit/test_settings_in_step.py holds README's settings table and .dlt/config.toml to them.
 """
 
 from __future__ import annotations
@@ -80,3 +81,12 @@ BACKOFF_MAX_SECONDS = 60.0
 DEFAULT_MAX_RATE_LIMIT_WAIT_SECONDS = 3600.0
 
 USER_AGENT = "posthog-dlt/0.1 (+dlt)"
+
+
+def duration_text(seconds: float) -> str:
+    """A default duration as users write it (`5m`, `1h`, `7d`): `--help`, README and .dlt/config.toml state the
+    defaults above in this form, and a test holds them to it."""
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s" if float(seconds).is_integer() else f"{seconds}s"

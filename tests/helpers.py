@@ -8,7 +8,10 @@ from typing import Any
 import duckdb
 
 from fake_posthog import FakePostHog
-from pipelines.runner import RunOptions, RunResult, run
+from pipelines.runner import ClientFactory, RunOptions, RunResult, run
+from posthog_source import build_client
+from posthog_source.config import load_settings
+from posthog_source.incremental import Clock, utc_now
 
 
 def run_pipeline(
@@ -17,9 +20,12 @@ def run_pipeline(
     key: str = "full",
     resources: list[str] | None = None,
     pipeline_name: str = "posthog",
+    client_factory: ClientFactory = build_client,
+    clock: Clock = utc_now,
     **source_args: Any,
 ) -> RunResult:
-    """One real pipeline run over HTTP into `workdir/posthog.duckdb` (state kept in `workdir/pipelines`)."""
+    """One real pipeline run over HTTP into `workdir/posthog.duckdb` (state kept in `workdir/pipelines`);
+    `source_args` are settings as a user gives them (strings or typed), over dlt config."""
     source_args.setdefault("start_date", "2025-06-01")
     source_args.setdefault("ingestion_lag", "0")
     return run(
@@ -28,7 +34,9 @@ def run_pipeline(
             pipeline_name=pipeline_name,
             duckdb_path=str(workdir / "warehouse.duckdb"),
             pipelines_dir=str(workdir / "pipelines"),
-            source_args={"api_key": server.world.keys.get(key, key), "host": server.url, **source_args},
+            settings=load_settings(api_key=server.world.keys.get(key, key), host=server.url, **source_args),
+            client_factory=client_factory,
+            clock=clock,
         )
     )
 

@@ -15,7 +15,7 @@ import duckdb
 import pytest
 
 from pipelines.demo import run_demo
-from pipelines.report import run_report
+from reports.models import run_report
 
 
 @pytest.fixture(scope="module")

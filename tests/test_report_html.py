@@ -21,8 +21,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipelines.report import ReportResult, run_report  # noqa: E402
-from pipelines.report_html import PALETTE, write_html  # noqa: E402
+from reports.html_page import PALETTE, write_html  # noqa: E402
+from reports.models import ReportResult, run_report  # noqa: E402
 from tests.test_sql_models import STEPS, build_db  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"

@@ -17,7 +17,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from pipelines.report import (
+from reports.models import (
     ReportError,
     default_funnel_steps,
     format_report_text,

@@ -8,6 +8,7 @@ from typing import Any
 
 from pipelines.runner import RunOptions, RunResult, run
 from posthog_source import ALL_TABLES
+from posthog_source.config import load_settings
 from tests.destinations.readers import Reader
 from tests.integration.test_events import assert_events_exact, assert_persons_exact
 from tests.integration.test_exactness import assert_cohort_people_exact, assert_sessions_exact
@@ -40,7 +41,7 @@ def run_into(server: Any, workdir: Path, destination: str, table_format: str | N
         destination=destination,
         table_format=table_format,
         pipelines_dir=str(workdir / "pipelines"),
-        source_args={"api_key": server.world.keys["full"], "host": server.url, **source_args},
+        settings=load_settings(api_key=server.world.keys["full"], host=server.url, **source_args),
     ))
 
 

@@ -42,8 +42,9 @@ def parquet_reader(bucket: Path, dataset: str = "posthog") -> Reader:
 
 def views_reader(bucket: Path, dataset: str = "posthog") -> Reader:
     """Plain parquet files read the documented way: through the views the run writes with the data
-    (`<bucket>/<dataset>/_posthog_views.sql`, pipelines/lake.py), which return each table's current rows."""
-    from pipelines.lake import VIEWS_FILE
+    (`<bucket>/<dataset>/_posthog_views.sql`, pipelines/destinations/lake.py), which return each table's current
+    rows."""
+    from pipelines.destinations.lake import VIEWS_FILE
 
     def read(table: str) -> Rows:
         views = (bucket / dataset / VIEWS_FILE).read_text()

@@ -1,6 +1,6 @@
 """Plain parquet files after several runs: every file carries its load id, and the views the run writes with
-the data (pipelines/lake.py, docs/destinations.md) return each table's current rows exactly, although the files
-hold every run's rows (snapshot tables re-read each run, merged tables appended)."""
+the data (pipelines/destinations/lake.py, docs/destinations.md) return each table's current rows exactly,
+although the files hold every run's rows (snapshot tables re-read each run, merged tables appended)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from pipelines.lake import VIEWS_FILE
+from pipelines.destinations.lake import VIEWS_FILE
 from tests.destinations.exact import assert_every_table_exact, run_into
 from tests.destinations.readers import views_reader
 

@@ -1,6 +1,6 @@
 """Used as dlt users use a source, `dlt.pipeline(...).run(posthog_source(...))`, the result is what the CLI
-produces: exact on DuckDB, and on parquet files through `pipelines.lake.load_files` (the views of each table's
-current rows: no sentinel rows, no copies after a second run); and quiet (before: 48 warnings a run)."""
+produces: exact on DuckDB, and on parquet files through `pipelines.destinations.lake.load_files` (the views of
+each table's current rows: no sentinel rows, no copies after a second run); and quiet (before: 48 warnings a run)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import dlt
 
-from pipelines.lake import load_files
+from pipelines.destinations.lake import load_files
 from posthog_source import posthog_source
 from tests.destinations.readers import views_reader
 from tests.helpers import read_rows

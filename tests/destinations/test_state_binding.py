@@ -15,6 +15,7 @@ from typing import Any
 import duckdb
 
 from pipelines.runner import RunOptions, run
+from posthog_source.config import load_settings
 from tests.helpers import read_rows
 from tests.integration.test_events import assert_events_exact
 
@@ -25,8 +26,8 @@ def run_at(server: Any, pipelines: Path, duckdb_file: Path, dataset: str = "post
     return run(RunOptions(
         resources=TABLES, pipeline_name="posthog", duckdb_path=str(duckdb_file), pipelines_dir=str(pipelines),
         dataset_name=dataset,
-        source_args={"api_key": server.world.keys["full"], "host": server.url, "start_date": "2025-06-01",
-                     "ingestion_lag": "0"}))
+        settings=load_settings(api_key=server.world.keys["full"], host=server.url, start_date="2025-06-01",
+                               ingestion_lag="0")))
 
 
 def events_in(duckdb_file: Path, dataset: str = "posthog") -> int:

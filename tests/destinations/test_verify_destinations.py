@@ -15,6 +15,7 @@ import pytest
 
 from pipelines.runner import RunOptions
 from pipelines.verify import VerifyOptions, verify_and_repair
+from posthog_source.config import load_settings
 from posthog_source.errors import ConfigurationError
 from tests.destinations.exact import run_into
 from tests.destinations.readers import parquet_reader, postgres_reader
@@ -27,7 +28,7 @@ RESOURCES = ["events", "persons"]
 def options(server: Any, workdir: Path, destination: str, pipelines: str = "pipelines") -> VerifyOptions:
     return VerifyOptions(RunOptions(
         pipeline_name="posthog", destination=destination, pipelines_dir=str(workdir / pipelines),
-        source_args={"api_key": server.world.keys["full"], "host": server.url, "ingestion_lag": "0"},
+        settings=load_settings(api_key=server.world.keys["full"], host=server.url, ingestion_lag="0"),
     ))
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from pipelines.cli import INTERRUPTED
+from pipelines.errors import INTERRUPTED
 from tests.integration.test_events import assert_events_exact
 
 

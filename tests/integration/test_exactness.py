@@ -4,7 +4,6 @@ sessions and cohort membership. Every check compares with the fake's ground trut
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,15 +15,23 @@ from tests.helpers import read_rows, run_pipeline
 from tests.integration.test_events import HOGQL_TABLES, assert_events_exact, assert_persons_exact
 
 
+class LaterClock:
+    """The pipeline's clock (`RunOptions.clock`), `shift(days)` later than the real one: a run on a later day,
+    without waiting."""
+
+    def __init__(self) -> None:
+        self.days = 0.0
+
+    def shift(self, days: float) -> None:
+        self.days = days
+
+    def __call__(self) -> pendulum.DateTime:
+        return pendulum.now("UTC").add(seconds=int(self.days * 86_400))
+
+
 @pytest.fixture
-def next_day(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """`shift(days)` makes the pipeline's clock that much later (a run on a later day), without waiting."""
-    real_now = pendulum.now
-
-    def shift(days: float) -> None:
-        monkeypatch.setattr(pendulum, "now", lambda tz=None: real_now(tz).add(seconds=int(days * 86_400)))
-
-    yield shift
+def clock() -> LaterClock:
+    return LaterClock()
 
 
 def loaded_uuids(workdir: Path) -> set[str]:
@@ -32,22 +39,22 @@ def loaded_uuids(workdir: Path) -> set[str]:
 
 
 @pytest.mark.parametrize("late_sweep", ["0", "1d"])
-def test_late_events_of_any_age_are_loaded(make_fake_server, tmp_path, next_day, late_sweep):
+def test_late_events_of_any_age_are_loaded(make_fake_server, tmp_path, clock, late_sweep):
     """1 h and 3 d late: the bounded re-read; 20 d and 60 d late: the sweep (every run with 0, on the next
     day's run with the default 1d). Nothing is read twice into the table."""
     server = make_fake_server(seed=21, events=6_000)
     world = server.world
-    run_pipeline(server, tmp_path, resources=["events"], late_sweep=late_sweep)
+    run_pipeline(server, tmp_path, resources=["events"], late_sweep=late_sweep, clock=clock)
     late = {age: world.add_events(1, 25, late_by=timedelta(days=age)) for age in (1 / 24, 3, 20, 60)}
     late[45] = world.add_events(2, 10, late_by=timedelta(days=45))  # a project in New York time
-    run_pipeline(server, tmp_path, resources=["events"], late_sweep=late_sweep)
+    run_pipeline(server, tmp_path, resources=["events"], late_sweep=late_sweep, clock=clock)
     loaded = loaded_uuids(tmp_path)
     recent = set(late[1 / 24]) | set(late[3])
     assert recent <= loaded
     if late_sweep == "1d":  # the sweep is not due yet: the very late ones wait for it
         assert not (set(late[20]) | set(late[60])) & loaded
-        next_day(1.01)
-        run_pipeline(server, tmp_path, resources=["events"], late_sweep=late_sweep)
+        clock.shift(1.01)
+        run_pipeline(server, tmp_path, resources=["events"], late_sweep=late_sweep, clock=clock)
     assert_events_exact(world, tmp_path)
 
 
@@ -98,17 +105,17 @@ def assert_persons_exact_current(world: Any, workdir: Path) -> None:
 
 @pytest.mark.parametrize("late_sweep", ["0", "1d"])
 def test_persons_changed_by_set_and_merged_by_identify_carry_posthogs_values(make_fake_server, tmp_path,
-                                                                             next_day, late_sweep):
+                                                                             clock, late_sweep):
     server = make_fake_server(seed=23, events=8_000)
     world = server.world
-    run_pipeline(server, tmp_path, resources=HOGQL_TABLES, late_sweep=late_sweep)
+    run_pipeline(server, tmp_path, resources=HOGQL_TABLES, late_sweep=late_sweep, clock=clock)
     first, second, third, fourth = some_distinct_ids(world, 1, 4)
     world.set_person_properties(1, first, set={"plan": "enterprise", "ünïcode": "✓"}, set_once={"first_seen": "x"})
     merged = world.merge_persons(1, second, third)
     ny = some_distinct_ids(world, 2, 1)[0]
     world.set_person_properties(2, ny, set={"plan": "team"})
     world.add_persons(2, 7)
-    run_pipeline(server, tmp_path, resources=HOGQL_TABLES, late_sweep=late_sweep)
+    run_pipeline(server, tmp_path, resources=HOGQL_TABLES, late_sweep=late_sweep, clock=clock)
     persons = {r["id"]: r for r in read_rows(tmp_path, "persons") if r["project_id"] == 1}
     changed = next(p for p in world.truth_persons(1) if p["properties"].get("plan") == "enterprise")
     assert json.loads(persons[changed["id"]]["properties"]) == changed["properties"]
@@ -116,13 +123,13 @@ def test_persons_changed_by_set_and_merged_by_identify_carry_posthogs_values(mak
         p["properties"] for p in world.truth_persons(1) if p["id"] == merged["person_id"])
     if late_sweep == "1d":  # the merged-away person leaves at the next sweep
         assert merged["merged_person_id"] in persons
-        next_day(1.01)
-        run_pipeline(server, tmp_path, resources=HOGQL_TABLES, late_sweep=late_sweep)
+        clock.shift(1.01)
+        run_pipeline(server, tmp_path, resources=HOGQL_TABLES, late_sweep=late_sweep, clock=clock)
     assert merged["merged_person_id"] not in {r["id"] for r in read_rows(tmp_path, "persons")}
     world.delete_person(1, world.truth_persons(1)[5]["id"])  # no event: removed at the sweep
     del fourth
-    next_day(2.02)
-    run_pipeline(server, tmp_path, resources=HOGQL_TABLES, late_sweep=late_sweep)
+    clock.shift(2.02)
+    run_pipeline(server, tmp_path, resources=HOGQL_TABLES, late_sweep=late_sweep, clock=clock)
     assert_persons_exact_current(world, tmp_path)
 
 
@@ -186,7 +193,7 @@ def sessions_of(world: Any, uuids: list[str]) -> list[str]:
 
 @pytest.mark.parametrize("late_sweep", ["0", "1d"])
 def test_sessions_joined_by_late_events_on_either_side_of_each_bound_are_re_read(make_fake_server, tmp_path,
-                                                                                  next_day, late_sweep):
+                                                                                  clock, late_sweep):
     """Late events (old `timestamp`, ingested now) join sessions that started on both sides of the two bounds
     of the bounded re-read: B = watermark - overlap - max_lateness on the events' `timestamp`, and B - 24 h on
     `$start_timestamp`. Before: a session starting in [B - 24 h, B) joined by an event older than B was read by
@@ -196,7 +203,7 @@ def test_sessions_joined_by_late_events_on_either_side_of_each_bound_are_re_read
     hours = {"after B": 7 * 24 - 1, "before B": 7 * 24 + 3, "after B - 24h": 8 * 24 - 1,
              "before B - 24h": 8 * 24 + 3, "20 days": 20 * 24}
     planted = {name: world.add_events(1, 12, late_by=timedelta(hours=h)) for name, h in hours.items()}
-    run_pipeline(server, tmp_path, resources=["events", "sessions"], late_sweep=late_sweep)
+    run_pipeline(server, tmp_path, resources=["events", "sessions"], late_sweep=late_sweep, clock=clock)
     assert_sessions_exact(world, tmp_path)
     joined: dict[str, list[str]] = {}
     for name, uuids in planted.items():
@@ -204,14 +211,14 @@ def test_sessions_joined_by_late_events_on_either_side_of_each_bound_are_re_read
         assert joined[name], name
         for session in joined[name]:
             world.add_session_events(1, session, 2)  # events 45 and 90 s after its last one, ingested now
-    run_pipeline(server, tmp_path, resources=["events", "sessions"], late_sweep=late_sweep)
+    run_pipeline(server, tmp_path, resources=["events", "sessions"], late_sweep=late_sweep, clock=clock)
     rows = {r["session_id"]: r for r in read_rows(tmp_path, "sessions")}
     truth = {s["session_id"]: s for s in world.truth_sessions(1)}
     for session in joined["after B"]:  # within max_lateness: the next run reads it in any case
         assert rows[session]["pageview_count"] == truth[session]["$pageview_count"]
     if late_sweep == "1d":  # the sweep is not due: sessions of very late events wait for it, then all are read
-        next_day(1.01)
-        run_pipeline(server, tmp_path, resources=["events", "sessions"], late_sweep=late_sweep)
+        clock.shift(1.01)
+        run_pipeline(server, tmp_path, resources=["events", "sessions"], late_sweep=late_sweep, clock=clock)
     assert_sessions_exact(world, tmp_path)
 
 

@@ -23,19 +23,21 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pendulum
 import pyarrow as pa
 import pytest
 
-import posthog_source
 from fake_posthog import rules
 from fake_posthog.server import FakePostHog
 from fake_posthog.world import World
-from pipelines import verify as verify_module
 from pipelines.backfill import backfill
 from pipelines.cli import main as cli_main
 from pipelines.runner import RunOptions, RunResult
 from pipelines.verify import VerifyOptions, verify_and_repair
+from posthog_source import SourceSettings, build_client
 from posthog_source.catalogue import HOGQL_TABLES
+from posthog_source.client import PostHogClient
+from posthog_source.config import load_settings
 from tests.conftest import FAKE_NOW
 from tests.helpers import run_pipeline
 
@@ -176,11 +178,10 @@ def drive_every_mode(server: FakePostHog, root: Path, monkeypatch: pytest.Monkey
 
     # verify finds events lost from the destination; verify --repair re-reads those days and pages the uuids
     delete_destination_events(main, 1, 4)
-    monkeypatch.setattr(verify_module, "UUID_PAGE_SIZE", 10)  # more than one uuid page per day
     options = VerifyOptions(RunOptions(
         pipeline_name="posthog", duckdb_path=str(main / "warehouse.duckdb"), pipelines_dir=str(main / "pipelines"),
-        source_args={"api_key": world.keys["full"], "host": server.url, "ingestion_lag": "0",
-                     "page_size": PAGE_SIZE}))
+        settings=load_settings(api_key=world.keys["full"], host=server.url, ingestion_lag="0", page_size=PAGE_SIZE)),
+        uuid_page_size=10)  # more than one uuid page per day
     assert not verify_and_repair(options).equal
     options.repair = True
     repaired = verify_and_repair(options)
@@ -194,8 +195,9 @@ def drive_every_mode(server: FakePostHog, root: Path, monkeypatch: pytest.Monkey
     totals = backfill(RunOptions(
         pipeline_name="posthog_backfill", duckdb_path=str(backfill_dir / "warehouse.duckdb"),
         pipelines_dir=str(backfill_dir / "pipelines"),
-        source_args={"api_key": world.keys["full"], "host": server.url, "ingestion_lag": "0", "page_size": PAGE_SIZE},
-    ), "2026-03-01", "2026-03-15", "7d", workers=2)
+        settings=load_settings(api_key=world.keys["full"], host=server.url, ingestion_lag="0", page_size=PAGE_SIZE,
+                               workers=2),
+    ), pendulum.datetime(2026, 3, 1), pendulum.datetime(2026, 3, 15), timedelta(days=7))
     assert totals.get("events", 0) > 0
 
     # check, as a user runs it
@@ -237,15 +239,14 @@ def drive_a_split_window(server: FakePostHog, workdir: Path, monkeypatch: pytest
         judge(text)
 
     monkeypatch.setattr(server, "judge", limit_pages_only)
-    original_build = posthog_source.build_client
 
-    def fast_retries(*args: Any, **kwargs: Any) -> Any:
-        client = original_build(*args, **kwargs)
+    def fast_retries(config: SourceSettings) -> PostHogClient:
+        client = build_client(config)
         client.backoff_base = 0.001  # the one retry of a too-large query need not wait a second
         return client
 
-    monkeypatch.setattr(posthog_source, "build_client", fast_retries)
-    result = run_ok(server, workdir, "split window", resources=["events"], start_date=lo, end_date=hi, workers=1)
+    result = run_ok(server, workdir, "split window", resources=["events"], start_date=lo, end_date=hi, workers=1,
+                    client_factory=fast_retries)
     assert server.timeout_count > 0, "no window was too large: nothing was split"
     assert result.rows_extracted.get("events") == sum(n for _, _, n in per_day)
 

@@ -4,6 +4,7 @@ lost from the destination and events PostHog deleted, lists exactly those projec
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -16,9 +17,9 @@ import orjson
 import pendulum
 import pytest
 
-from pipelines import verify as verify_module
 from pipelines.runner import RunOptions
 from pipelines.verify import VerifyOptions, verify_and_repair, windows_around
+from posthog_source.config import load_settings
 from tests.helpers import read_rows, run_pipeline
 from tests.integration.test_events import assert_events_exact
 
@@ -73,7 +74,7 @@ def listed_days(stdout: str) -> dict[tuple[int, date], tuple[int, int, int]]:
 def options_for(server: Any, workdir: Path) -> VerifyOptions:
     return VerifyOptions(RunOptions(
         pipeline_name=PIPELINE, duckdb_path=str(workdir / "warehouse.duckdb"), pipelines_dir=str(workdir / "pipelines"),
-        source_args={"api_key": server.world.keys["full"], "host": server.url, "ingestion_lag": "0"},
+        settings=load_settings(api_key=server.world.keys["full"], host=server.url, ingestion_lag="0"),
     ))
 
 
@@ -213,16 +214,13 @@ def test_repair_reads_only_around_what_is_missing_and_ends_exact(loaded):
     assert_events_exact(world, workdir)
 
 
-def test_repair_pages_and_slices_a_large_day(loaded, monkeypatch):
+def test_repair_pages_and_slices_a_large_day(loaded):
     """Keyset pages on the uuid and time slices of a day, with tiny sizes so one day spans many of each."""
     server, workdir = loaded
-    monkeypatch.setattr(verify_module, "UUID_PAGE_SIZE", 7)
-    monkeypatch.setattr(verify_module, "REPAIR_SLICE_ROWS", 10)
     day, events = pick_day(server.world, 1, 40)
     delete_events_in_fake(server.world, 1, [e["uuid"] for e in events[::5]])
     duckdb_sql(workdir, "DELETE FROM posthog.events WHERE project_id = 1 AND uuid = ?", [events[1]["uuid"]])
-    options = options_for(server, workdir)
-    options.repair = True
+    options = dataclasses.replace(options_for(server, workdir), repair=True, uuid_page_size=7, repair_slice_rows=10)
     outcome = verify_and_repair(options)
     assert [(d.project_id, d.day) for d in outcome.first.events] == [(1, day)]
     assert outcome.repair is not None and outcome.repair.rows_deleted == len(events[::5])

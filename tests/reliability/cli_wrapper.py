@@ -8,13 +8,14 @@ not yet deleted), `after:normalize`, `during:load` (rows written
 to the destination, package not yet marked complete), `committed:events` (DuckDB committed the events file's
 rows, dlt has not yet recorded that job as done, so a resumed load inserts that file again),
 `backfill:N` (after N backfill batches), `deleting:N` (after N batches of old copies deleted once a large merge
-appended the new ones, pipelines.duckdb_loader.delete_old_copies), or
+appended the new ones, pipelines.destinations.duckdb.delete_old_copies), or
 `hold:extract` (not a kill: writes `<DLT_DATA_DIR>/holding` and sleeps, keeping the run lock).
 `--fast-retries` shortens the client's backoff so a fault storm fails in seconds, not minutes.
-`--duckdb-memory-limit SIZE` lowers the loader's DuckDB memory limit (pipelines.duckdb_loader.DUCKDB_LOADER_CONFIG), so
-the suite can show on small data that a load fits its limit by design rather than by headroom.
-`--delete-batch-row-groups N` lowers pipelines.duckdb_loader.DELETE_BATCH_ROW_GROUPS, so a merge of the suite's size
-deletes its old copies in batches as one of millions of events does.
+`--duckdb-memory-limit SIZE` lowers the loader's DuckDB memory limit
+(pipelines.destinations.duckdb.DUCKDB_LOADER_CONFIG), so the suite can show on small data that a load fits its
+limit by design rather than by headroom.
+`--delete-batch-row-groups N` lowers pipelines.destinations.duckdb.DELETE_BATCH_ROW_GROUPS, so a merge of the
+suite's size deletes its old copies in batches as one of millions of events does.
 """
 
 from __future__ import annotations
@@ -112,7 +113,7 @@ def install(point: str) -> None:
 
         backfill.run = _after_calls(backfill.run, int(arg))
     elif kind == "deleting":
-        from pipelines import duckdb_loader
+        from pipelines.destinations import duckdb as duckdb_loader
 
         duckdb_loader.delete_batch = _after_calls(duckdb_loader.delete_batch, int(arg))
     elif kind == "hold":
@@ -127,11 +128,11 @@ def main(argv: list[str]) -> int:
     if "--kill-at" in options:
         install(options[options.index("--kill-at") + 1])
     if "--duckdb-memory-limit" in options:
-        from pipelines import duckdb_loader
+        from pipelines.destinations import duckdb as duckdb_loader
 
         duckdb_loader.DUCKDB_LOADER_CONFIG["memory_limit"] = options[options.index("--duckdb-memory-limit") + 1]
     if "--delete-batch-row-groups" in options:
-        from pipelines import duckdb_loader
+        from pipelines.destinations import duckdb as duckdb_loader
 
         duckdb_loader.DELETE_BATCH_ROW_GROUPS = int(options[options.index("--delete-batch-row-groups") + 1])
     if "--fast-retries" in options:

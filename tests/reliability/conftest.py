@@ -6,7 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ import pytest
 import posthog_source
 from fake_posthog import FakePostHog
 from posthog_source.client import PostHogClient
+from posthog_source.config import SourceSettings
 
 WRAPPER = Path(__file__).with_name("cli_wrapper.py")
 START_DATE = "2025-06-01"  # before every event of the generated worlds (anchored on FAKE_NOW)
@@ -92,15 +93,16 @@ def copy_workdir(source: Path, target: Path) -> None:
     shutil.copytree(source / "dlt", target / "dlt")
 
 
-@pytest.fixture
-def fast_client(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[PostHogClient]]:
-    """In-process runs retry without real backoff sleeps (waits asked by PostHog are capped at 50 ms, and
-    recorded). Yields the clients built, so a test can read their stats and the waits they asked for."""
-    built: list[PostHogClient] = []
-    original: Callable[..., PostHogClient] = posthog_source.build_client
+class FastClients:
+    """A client factory (`RunOptions.client_factory`) whose clients retry without real backoff sleeps (waits
+    asked by PostHog are capped at 50 ms, and recorded); `built` holds the clients made, so a test can read
+    their stats and the waits they asked for."""
 
-    def build(*args: Any, **kwargs: Any) -> PostHogClient:
-        client = original(*args, **kwargs)
+    def __init__(self) -> None:
+        self.built: list[PostHogClient] = []
+
+    def __call__(self, config: SourceSettings) -> PostHogClient:
+        client = posthog_source.build_client(config)
         client.backoff_base = 0.01
         client.slept = []  # type: ignore[attr-defined]
 
@@ -113,8 +115,11 @@ def fast_client(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[PostHogClient]
         client._sleep = sleep
         if client.limiter is not None:  # the limiter would hold other requests for the whole real wait
             client.limiter.pause = lambda request_class, seconds: None  # type: ignore[method-assign]
-        built.append(client)
+        self.built.append(client)
         return client
 
-    monkeypatch.setattr(posthog_source, "build_client", build)
-    yield built
+
+@pytest.fixture
+def fast_client() -> FastClients:
+    """A fresh FastClients for the test to pass to its runs."""
+    return FastClients()

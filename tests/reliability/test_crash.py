@@ -192,7 +192,7 @@ def test_very_wide_events_load_within_the_loaders_memory(tmp_path, monkeypatch):
     without raising the loader's pool."""
     from fake_posthog.server import FakePostHog
     from fake_posthog.world import World
-    from pipelines import duckdb_loader as loader
+    from pipelines.destinations import duckdb as loader
     from tests.conftest import FAKE_NOW
     from tests.helpers import read_rows, run_pipeline
 

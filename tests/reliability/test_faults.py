@@ -14,11 +14,10 @@ import pytest
 from fake_posthog import FakePostHog, FaultConfig
 from fake_posthog.ratelimit import throttled_detail
 from fake_posthog.server import ApiError
-from posthog_source.client import PostHogClient
 from tests.helpers import read_rows, run_pipeline
 from tests.integration.test_events import assert_events_exact, assert_persons_exact
 from tests.integration.test_metadata import assert_tables_match_server
-from tests.reliability.conftest import cli_env, run_cli, snapshot
+from tests.reliability.conftest import FastClients, cli_env, run_cli, snapshot
 
 HOGQL_TABLES = ["events", "persons", "person_distinct_ids"]
 
@@ -40,13 +39,14 @@ def faults(seed: int) -> FaultConfig:
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_every_table_exact_under_faults(make_fake_server: Callable[..., FakePostHog], tmp_path: Path,
-                                        fast_client: list[PostHogClient], seed: int) -> None:
+                                        fast_client: FastClients, seed: int) -> None:
     """5xx, drops, cut bodies, truncated JSON, timeouts and 429s on top of PostHog's budgets at 20x speed."""
     server = make_fake_server(seed=11, events=3_000, faults=faults(seed), rate_limits=True, time_scale=20.0)
-    run_pipeline(server, tmp_path, page_size=400, request_timeout="1s", rate_limit_time_scale=20.0)
+    run_pipeline(server, tmp_path, page_size=400, request_timeout="1s", rate_limit_time_scale=20.0,
+                 client_factory=fast_client)
     served = sum(server.fault_counts.values())
     assert served >= 0.1 * len(server.request_log) * 0.7 and served >= 5, server.fault_counts
-    assert fast_client[0].stats.retries >= served - server.fault_counts["429"]
+    assert fast_client.built[0].stats.retries >= served - server.fault_counts["429"]
     assert_everything_exact(server.world, tmp_path)
 
 
@@ -67,14 +67,14 @@ def throttle_first_queries(server: FakePostHog, seconds: int, times: int) -> lis
 
 
 def test_long_429_is_announced_and_waited(make_fake_server: Callable[..., FakePostHog], tmp_path: Path,
-                                          fast_client: list[PostHogClient], caplog: pytest.LogCaptureFixture) -> None:
+                                          fast_client: FastClients, caplog: pytest.LogCaptureFixture) -> None:
     """A 2200 s wait (under max_rate_limit_wait) is logged with resource, length and end time, then waited."""
     server = make_fake_server(seed=5, events=1_000)
     throttled = throttle_first_queries(server, 2200, times=1)
     with caplog.at_level(logging.INFO, logger="posthog_source"):
-        run_pipeline(server, tmp_path, resources=HOGQL_TABLES, rate_limits={})
+        run_pipeline(server, tmp_path, resources=HOGQL_TABLES, rate_limits={}, client_factory=fast_client)
     assert throttled
-    assert 2200.0 in fast_client[0].slept
+    assert 2200.0 in fast_client.built[0].slept
     waits = [r.getMessage() for r in caplog.records if "rate limit" in r.getMessage()]
     assert waits and re.search(r"on \w+.* of project \d+: waiting 2200 s \(until \d\d:\d\d:\d\d UTC\)", waits[0]), waits
     assert_events_exact(server.world, tmp_path)

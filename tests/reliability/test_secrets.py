@@ -15,6 +15,7 @@ import pytest
 from fake_posthog import FakePostHog, FaultConfig
 from pipelines.runner import RunOptions, run
 from posthog_source import SourceSettings, build_client
+from posthog_source.config import load_settings
 from posthog_source.errors import ConfigurationError
 from tests.reliability.conftest import CliResult, cli_env, run_cli
 
@@ -83,9 +84,12 @@ def test_plain_http_to_a_remote_host_is_refused_before_any_connection(
     started = time.monotonic()
     with pytest.raises(ConfigurationError, match="plain http"):
         build_client(SourceSettings.parse(api_key="phx_" + "k" * 40, host="http://192.0.2.1"))
+    with pytest.raises(ConfigurationError, match="plain http"):
+        load_settings(api_key="phx_" + "k" * 40, host="http://192.0.2.1:8000")
+    # settings a library user built without parsing them: the run's client refuses the host all the same
     options = RunOptions(resources=["events"], duckdb_path=str(tmp_path / "warehouse.duckdb"),
                          pipelines_dir=str(tmp_path / "pipelines"),
-                         source_args={"api_key": "phx_" + "k" * 40, "host": "http://192.0.2.1:8000"})
+                         settings=SourceSettings(api_key="phx_" + "k" * 40, host="http://192.0.2.1:8000"))
     with pytest.raises(Exception) as failure:
         run(options)
     assert "plain http" in str(failure.value) or "plain http" in repr(failure.value.__context__)

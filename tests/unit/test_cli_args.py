@@ -8,14 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.cli import (
-    INTERRUPTED,
-    build_parser,
-    check_writable_folder,
-    explain,
-    main,
-    unknown_config_keys,
-)
+from pipelines.cli import build_parser, check_writable_folder, main, unknown_config_keys
+from pipelines.errors import INTERRUPTED, explain
 from posthog_source import SETTING_NAMES
 from posthog_source.errors import ConfigurationError, PermissionDeniedError
 

@@ -1,5 +1,5 @@
 """Old copies of merged events noted before the new ones are appended and deleted after them, in batches of row
-groups (pipelines/duckdb_loader.py find_old_copies, delete_old_copies), on real DuckDB files: exact whatever the
+groups (pipelines/destinations/duckdb.py find_old_copies, delete_old_copies), on real DuckDB files: exact whatever the
 table's row groups, the new copies kept, and within a memory limit that one DELETE is not."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from pipelines import duckdb_loader as loader
+from pipelines.destinations import duckdb as loader
 
 
 def _connect(path: Path, memory: str = "128MB", row_group_rows: int = 2_048) -> Any:

@@ -1,4 +1,4 @@
-"""The loader's DuckDB settings that follow the width of the rows it loads (pipelines/duckdb_loader.py)."""
+"""The loader's DuckDB settings that follow the width of the rows it loads (pipelines/destinations/duckdb.py)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import pyarrow.parquet as pq
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipelines import duckdb_loader as loader
 from pipelines import runner
-from pipelines.duckdb_loader import PendingShape, loader_memory_limit, row_group_rows
+from pipelines.destinations import duckdb as loader
+from pipelines.destinations.duckdb import PendingShape, loader_memory_limit, row_group_rows
 
 
 @given(st.floats(min_value=1, max_value=10_000_000, allow_nan=False))

@@ -44,6 +44,65 @@ def test_help_names_the_default_workers():
     assert f"default {settings.DEFAULT_WORKERS}" in workers.help
 
 
+DEFAULTED = ["ingestion_lag", "max_lateness", "ingestion_overlap", "late_sweep", "window", "page_size", "page_bytes",
+             "workers", "persons_full_refresh", "max_rate_limit_wait"]
+
+
+def readme_defaults() -> dict[str, str]:
+    """The default column of README's settings table (`| `key` | `default` | meaning |`)."""
+    found: dict[str, str] = {}
+    for line in (ROOT / "README.md").read_text().splitlines():
+        match = re.match(r"\|\s*`(\w+)`\s*\|\s*`([^`]+)`\s*\|", line)
+        if match:
+            found[match.group(1)] = match.group(2)
+    return found
+
+
+def _setting_value(text: str) -> object:
+    """README writes byte sizes as `64 MiB`; everything else as a user would set it."""
+    size = re.fullmatch(r"(\d+) MiB", text)
+    return int(size.group(1)) * 1024 * 1024 if size else text
+
+
+@pytest.mark.parametrize("name", DEFAULTED)
+def test_readme_states_the_defaults_the_code_uses(name):
+    defaults = readme_defaults()
+    assert name in defaults, f"{name} has no default in README's settings table"
+    assert getattr(SourceSettings.parse(api_key=KEY, **{name: _setting_value(defaults[name])}), name) == getattr(
+        SourceSettings.parse(api_key=KEY), name)
+
+
+@pytest.mark.parametrize("name", ["ingestion_lag", "max_lateness", "ingestion_overlap", "late_sweep", "window",
+                                  "max_rate_limit_wait"])
+def test_readme_and_config_toml_write_duration_defaults_one_way(name):
+    """As settings.duration_text writes them (what --help shows), not `86400` in one place and `1d` in another."""
+    written = settings.duration_text(getattr(SourceSettings.parse(api_key=KEY), name).total_seconds())
+    assert readme_defaults()[name] == written
+    assert commented_defaults()[name] == written
+
+
+def _help_defaults() -> dict[tuple[str, str], str]:
+    """`(command, option) -> the default its --help states`, for every option whose help says "default X"."""
+    commands = build_parser()._subparsers._group_actions[0].choices  # noqa: SLF001 - argparse has no getter
+    found: dict[tuple[str, str], str] = {}
+    for command, parser in commands.items():
+        for action in parser._actions:  # noqa: SLF001
+            match = re.search(r"\(default ([^,)]+)", action.help or "")
+            if match and action.dest in SourceSettings.__dataclass_fields__:
+                found[(command, action.dest)] = match.group(1)
+    return found
+
+
+def test_help_states_the_defaults_the_code_uses():
+    """Every option of a setting whose --help names a default names the one SourceSettings uses (backfill's
+    --window said 1d whatever the `window` setting was; --workers said 4 while the code used 2)."""
+    stated = _help_defaults()
+    assert {("run", "workers"), ("backfill", "workers"), ("backfill", "window"), ("verify", "workers")} <= set(stated)
+    for (command, name), text in stated.items():
+        assert getattr(SourceSettings.parse(api_key=KEY, **{name: text}), name) == getattr(
+            SourceSettings.parse(api_key=KEY), name), (command, name, text)
+
+
 @pytest.mark.parametrize("text, expected", [
     ('["$browser", "quantity:int"]', ["$browser", "quantity:int"]),
     ("$browser, quantity:int", ["$browser", "quantity:int"]),

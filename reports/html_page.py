@@ -14,7 +14,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from pipelines.report import ModelResult, ReportResult, format_value
+from reports.models import ModelResult, ReportResult, format_value
 
 PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#9c755f")
 OTHER_COLOUR = "#bab0ac"

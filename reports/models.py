@@ -309,7 +309,7 @@ def run_report(
     top_n: int = DEFAULT_TOP_N,
 ) -> ReportResult:
     """Run every model over the dataset and return the results; the caller prints them or writes the HTML
-    page (``pipelines.report_html.write_html``), so this module needs nothing of the HTML one.
+    page (``reports.html_page.write_html``), so this module needs nothing of the HTML one.
 
     Periods (days, weeks, months) are cut in ``tz``; instants stay UTC. Without ``funnel_steps`` the
     funnel is ``$pageview`` followed by the two most frequent custom events.

@@ -1,23 +1,30 @@
-"""The DuckDB loader: the connection dlt loads a DuckDB file through, sized by the rows it is about to load,
-and the statements the runner adds around dlt's load of events (their old copies deleted before the append,
-in row-group batches when they are many; keys an interrupted load appended twice removed after it; a staged
-copy left by earlier versions dropped). `pipelines/runner.py` decides when."""
+"""Loading into DuckDB, all in one place: the file a run writes and its lock, the connection dlt loads it
+through (sized by the rows it is about to load), and the statements around dlt's load of events that merge them
+(`load`: their old copies noted before the append and deleted after it, in row-group batches when they are
+many; keys an interrupted load appended twice removed; a staged copy left by earlier versions dropped).
+`pipelines/runner.py` calls `load` for a DuckDB run, and takes `file_lock` wherever it opens the file."""
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import math
 import os
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import dlt
+from dlt.common.pipeline import LoadInfo
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 log = logging.getLogger("pipelines")
+
+# One file for run, backfill and report alike (not named like the dataset: DuckDB would confuse the two).
+DEFAULT_DUCKDB_FILE = "posthog_pipeline.duckdb"
 
 # The loader's DuckDB spills to disk past this limit, so a large load keeps the process small (DuckDB's default
 # is 80 % of the machine). The limit is not what makes a load pass: every statement we send streams or spills
@@ -305,3 +312,94 @@ def _groups_holding(connection: Any, starts: list[int], ends: list[int]) -> list
         f"SELECT DISTINCT g.i FROM posthog_old_copies AS d JOIN (VALUES {bounds}) AS g(i, low, high) "
         "ON d.rid >= g.low AND d.rid < g.high ORDER BY g.i").fetchall()
     return [int(index) for (index,) in rows]
+
+
+# -- the file and its lock ---------------------------------------------------------------------------------
+def default_duckdb_file() -> str:
+    """DESTINATION__DUCKDB__CREDENTIALS (or its toml key) when set, else DEFAULT_DUCKDB_FILE in the cwd, as an
+    absolute path: dlt would otherwise resolve a relative one against the folder of the pipeline's last run."""
+    configured = dlt.config.get("destination.duckdb.credentials")
+    return os.path.abspath(str(configured) if configured else DEFAULT_DUCKDB_FILE)
+
+
+def duckdb_file(path: str | None) -> str:
+    """The absolute path of the file a run writes: `path` when given, else the default."""
+    return os.path.abspath(path or default_duckdb_file())
+
+
+def destination(path: str) -> Any:
+    """dlt's DuckDB destination for the file, with the loader's settings (DUCKDB_LOADER_CONFIG)."""
+    return dlt.destinations.duckdb(DuckDbCredentials(path, global_config=DUCKDB_LOADER_CONFIG))
+
+
+@contextlib.contextmanager
+def file_lock(path: str) -> Iterator[None]:
+    """DuckDB admits one process per file while it writes: every process of ours that opens the file (to
+    load, or to read the state) takes turns on `<file>.lock`."""
+    with open(Path(path + ".lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+# -- merging events ----------------------------------------------------------------------------------------
+# Into DuckDB, events are merged by the loader rather than by dlt: before dlt's load the rows whose keys the
+# package holds are noted (`find_old_copies`), dlt appends the package, then the
+# noted old copies are deleted (`delete_old_copies`, in row-group batches when they are many). dlt's
+# delete-insert would stage every row and copy it again into the final table, writing each event twice and
+# keeping a second copy of them all in the staging dataset (a full refresh of 4.8M events: 5 GB more file),
+# and deletes in one statement, which at millions of rows does not fit DuckDB's memory
+# (DELETE_BATCH_ROW_GROUPS). Appending is exact because the rows of one package are unique on the key
+# (posthog_source/events.py EVENTS_DISPOSITION).
+# Appends and deletes are not one transaction, so they come in the order that never hides an event: a reader
+# of the file sees every event at every instant, old copy or new (before: deleting first, a re-merge killed
+# in its load left 0 of 300,000 events until the next run). A run stopped between the append and the
+# deletes leaves keys in the table twice and the marker `<file>.merging`: the next load first keeps the
+# newest copy of each such key (`remove_repeated_events`), whether or not a package is still pending. Only
+# DuckDB: every process that writes the file holds its lock (`file_lock`), so no other load runs
+# between the appends and the deletes.
+DUCKDB_EVENTS_DISPOSITION = "append"
+DUCKDB_EVENTS_DESCRIPTION = ("PostHog events, merged on (project_id, uuid): appended by dlt, then the old copies "
+                             "of the keys deleted by posthog-dlt's loader (pipelines/destinations/duckdb.py)")
+
+
+def load(pipeline: dlt.Pipeline, path: str, interrupted: bool = False) -> LoadInfo:
+    """dlt's load step into the DuckDB file `path` through `loader_credentials`, the old copies of the events
+    appended deleted after them (DUCKDB_EVENTS_DISPOSITION). The caller holds `file_lock`. `interrupted`: the
+    packages are a killed run's; after them, as after several packages or events not in parquet files (which
+    `find_old_copies` cannot read), any key in the table twice keeps only its last copy."""
+    marker = Path(path + ".merging")  # the datasets whose merge noted old copies and did not finish deleting
+    dataset = pipeline.dataset_name
+    with loader_credentials(pipeline, path) as (connection, credentials):
+        if marker.exists():
+            for stopped in sorted(set(marker.read_text().split())):
+                remove_repeated_events(connection, stopped)
+            marker.unlink()
+        appended, staged = appends_events(pipeline), staged_event_files(pipeline)
+        found = find_old_copies(connection, dataset, staged.parquet) if appended else 0
+        if found:
+            marker.write_text(dataset + "\n")
+            # no row group is compacted (and its rows renumbered) until the noted copies are deleted
+            vacuum = connection.execute("SELECT current_setting('max_vacuum_tasks')").fetchone()[0]
+            connection.execute("SET max_vacuum_tasks = 0")
+        info = pipeline.load(credentials=credentials)
+        repeated = appended and (interrupted or staged.packages > 1 or staged.other)
+        if found:
+            # a row renumbered anyway is left (never another deleted): it is then a copy too many
+            repeated = repeated or delete_old_copies(connection, dataset) < found
+            connection.execute(f"SET max_vacuum_tasks = {int(vacuum)}")
+        if repeated:
+            remove_repeated_events(connection, dataset)
+        marker.unlink(missing_ok=True)
+        if appended and not pipeline.list_normalized_load_packages():
+            drop_staged_events(connection, pipeline.dataset_name)
+    return info
+
+
+def appends_events(pipeline: dlt.Pipeline) -> bool:
+    """Whether the pipeline's schema has events appended by dlt and merged here (DUCKDB_EVENTS_DISPOSITION)."""
+    schema = pipeline.default_schema if pipeline.default_schema_name else None
+    table = schema.tables.get("events") if schema is not None else None
+    return bool(table) and table.get("write_disposition") == DUCKDB_EVENTS_DISPOSITION  # type: ignore[union-attr]
