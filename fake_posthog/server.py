@@ -886,7 +886,7 @@ class FakePostHog:
         except rules.PostHogRefusal as exc:
             raise ApiError(400, "validation_error", "query_error", str(exc)) from exc
 
-    def _event_row_bytes(self) -> float:
+    def event_row_bytes(self) -> float:
         """The average bytes of a whole event row (every column) over every project: a loaded event's worth
         when benchmarks compare bytes read with bytes loaded."""
         counts = dict(self.world.cursor().execute("SELECT team_id, count(*) FROM events GROUP BY team_id").fetchall())
@@ -906,7 +906,7 @@ class FakePostHog:
                 "queries": sum(self.query_count_by_key.values()),
                 "timeouts": self.timeout_count,
                 "budget_throttled": self.budget_throttled_count,
-                "event_row_bytes": self._event_row_bytes(),
+                "event_row_bytes": self.event_row_bytes(),
                 "query_span_seconds": (self._last_query_at - self._first_query_at) if self._first_query_at else 0.0,
             }
         if self.read_budget is not None:

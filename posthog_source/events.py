@@ -64,7 +64,7 @@ _PROMOTED_TYPES = {
 # after the last key, copies inside a page are dropped (hogql.drop_adjacent_duplicates). So dlt may skip its
 # de-duplication (a window over every staged column).
 # The same uniqueness lets the DuckDB loader append instead, once it deleted the old copies of the package's
-# keys (pipelines/runner.py DUCKDB_EVENTS_DISPOSITION).
+# keys (pipelines/destinations/duckdb.py DUCKDB_EVENTS_DISPOSITION).
 EVENTS_DISPOSITION: dict[str, Any] = {"disposition": "merge", "strategy": "delete-insert", "deduplicated": True}
 # A window is not split below this: PostHog refusing one minute of events is not a size problem.
 MIN_SPLIT_SECONDS = 60
@@ -166,8 +166,9 @@ class EventCounts(Protocol):
     def by_hash_bucket(self, project: Project,
                        conditions: Sequence[str]) -> Sequence[tuple[pendulum.DateTime, str, int, int]]: ...
 
-    def slice_rows(self, project: Project, sample: Sequence[str]) -> int:
-        """Rows of one slice; `sample` selects a small range to learn the rows' width from if not known."""
+    def slice_rows(self, project: Project, sample: Sequence[str], rows: int) -> int:
+        """Rows of one slice of a range of `rows`; `sample` selects a small range to learn the rows' width
+        from if it is not known."""
         ...
 
 
@@ -188,8 +189,10 @@ class HogQLCounts:
                        conditions: Sequence[str]) -> Sequence[tuple[pendulum.DateTime, str, int, int]]:
         return hogql.count_by_hash_bucket(self.client, project, conditions)
 
-    def slice_rows(self, project: Project, sample: Sequence[str]) -> int:
+    def slice_rows(self, project: Project, sample: Sequence[str], rows: int) -> int:
         if not self.width.known:
+            if rows <= self.width.limit(self.page_size):  # one first page holds them all: no probe needed
+                return max(1, rows)
             hogql.measure_width(self.client, project, hogql.EVENTS_BY_TIMESTAMP, sample, self.width)
         return max(1, int(settings.SLICE_PAGE_SHARE * self.width.limit(self.page_size)))
 
@@ -263,7 +266,8 @@ def _plan_range(
         return ProjectPlan([], marks, 0, f"project {project.id}: no events in range")
     smallest = min((d for d in per_day if d[1] > 0), key=lambda d: d[1], default=per_day[0])[0]
     target = counts.slice_rows(project, range_condition("timestamp", max(smallest, scan_lo),
-                                                        min(smallest.add(days=1), scan_hi)) + created_conditions)
+                                                        min(smallest.add(days=1), scan_hi)) + created_conditions,
+                              rows)
     slices = cut_slices(scan_lo, scan_hi, per_day, target,
                         lambda days: _events_per_day(counts, project, days, created_conditions, scan_lo, scan_hi),
                         lambda pairs: _buckets_per_day(counts, project, pairs, created_conditions, scan_lo, scan_hi))

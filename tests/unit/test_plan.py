@@ -48,7 +48,7 @@ class Counter:
         self.asked.append(conditions)
         return self.buckets
 
-    def slice_rows(self, project: Project, sample: Sequence[str]) -> int:
+    def slice_rows(self, project: Project, sample: Sequence[str], rows: int) -> int:
         self.sampled.append(sample)
         return self.rows
 
