@@ -39,8 +39,8 @@ def main() -> int:
     parser.add_argument("--duckdb", required=True)
     args = parser.parse_args()
     client = Client(args.url, args.key)
-    plans = plans_for(client, [int(p) for p in args.projects.split(",")], args.start_date)
     width = RowWidth()
+    plans = plans_for(args.url, args.key, [int(p) for p in args.projects.split(",")], args.start_date, width)
 
     @dlt.resource(name="events", write_disposition="append")
     def events() -> Iterator[pa.Table]:

@@ -271,7 +271,7 @@ class Report:
         for error in self.errors:  # a run that failed meets nothing it was measuring
             self.goal(f"run completes: {error.split(':')[0]}", error.split(";")[0].split(":", 1)[-1].strip()[:120],
                       False)
-        self.add("## Goals (issue 12)", "", "| goal | measured | met |", "|---|---|---|")
+        self.add("## Goals (issue 22)", "", "| goal | measured | met |", "|---|---|---|")
         for text, measured, met in self.goals:
             self.add(f"| {text} | {measured} | {'n/a' if met is None else ('yes' if met else '**no**')} |")
         self.add("")

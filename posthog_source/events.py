@@ -1,19 +1,21 @@
 """The `events` resource: which HogQL queries a run sends (the plan), and the walks that answer them.
 
 Events are read in two modes:
-- *range*: the first run, an explicit end date, and every backfill window. Windows are cut on `timestamp`
-  (PostHog's partition key, so each query scans one window) and paged by (timestamp, uuid). With an end
-  date the run is stateless, like dlt's incremental with `end_value`. Without a start date the first run
-  reads the project's whole history: the per-day count finds where it begins.
+- *range*: the first run, an explicit end date, and every backfill window. The range is read in slices of
+  PostHog's events sort key, each about one page (slices.py), so each query scans about what it returns,
+  and paged by (timestamp, uuid). With an end date the run is stateless, like dlt's incremental with
+  `end_value`. Without a start date the first run reads the project's whole history: the per-day count
+  finds where it begins.
 - *incremental*: later runs read `created_at` (ingestion time) from the watermark minus `ingestion_overlap`
   (rows can become queryable after their `created_at`) to now minus `ingestion_lag`, paged by
   (created_at, uuid), so late events (old timestamp, new ingestion) are loaded. The scan is bounded on
   `timestamp` too, from the watermark minus `max_lateness`, so each query scans only recent partitions.
 - *late sweep*: at most every `late_sweep`, one count of the events ingested since the last sweep whose
   `timestamp` is older than that bound, grouped by day, and a read of exactly those days.
-Every mode first counts the wanted rows per UTC day (one query that reads two columns), then walks windows
-of about WINDOW_TARGET_ROWS rows. Rows are merged on (project_id, uuid), so overlaps cost no duplicates.
-A window PostHog refuses as too large (a timeout) is split in two and continued where it stood.
+Every mode first counts the wanted rows per UTC day (one query that reads two columns), then walks slices
+(range) or windows of about WINDOW_TARGET_ROWS rows (incremental, sweep). Rows are merged on (project_id,
+uuid), so overlaps cost no duplicates. A window PostHog refuses as too large (a timeout) is split in two
+and continued where it stood.
 """
 
 from __future__ import annotations
@@ -264,9 +266,9 @@ def _plan_range(
     scan_lo = config.start_date or (per_day[0][0] if per_day else None)
     if not per_day or scan_lo is None or scan_hi <= scan_lo:
         return ProjectPlan([], marks, 0, f"project {project.id}: no events in range")
-    smallest = min((d for d in per_day if d[1] > 0), key=lambda d: d[1], default=per_day[0])[0]
-    target = counts.slice_rows(project, range_condition("timestamp", max(smallest, scan_lo),
-                                                        min(smallest.add(days=1), scan_hi)) + created_conditions,
+    sample = _width_sample_day(per_day)
+    target = counts.slice_rows(project, range_condition("timestamp", max(sample, scan_lo),
+                                                        min(sample.add(days=1), scan_hi)) + created_conditions,
                               rows)
     slices = cut_slices(scan_lo, scan_hi, per_day, target,
                         lambda days: _events_per_day(counts, project, days, created_conditions, scan_lo, scan_hi),
@@ -277,6 +279,13 @@ def _plan_range(
                f"{scan_hi.to_date_string()} in {len(plans)} slice{'' if len(plans) == 1 else 's'} of up to "
                f"{target:,} events")
     return ProjectPlan(plans, marks, rows, summary)
+
+
+def _width_sample_day(per_day: Sequence[tuple[pendulum.DateTime, int]]) -> pendulum.DateTime:
+    """The day the width probe reads: the smallest that holds a whole probe (cheap, and not two thin rows
+    that would size every page for thin events), else the biggest."""
+    enough = [d for d in per_day if d[1] >= settings.WIDTH_PROBE_ROWS]
+    return (min(enough, key=lambda d: d[1]) if enough else max(per_day, key=lambda d: d[1]))[0]
 
 
 # Days one grouped count covers at most (fewer when its groups would not fit one answer).

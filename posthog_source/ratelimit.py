@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
+from posthog_source import settings
 from posthog_source.errors import ConfigurationError
 
 Budget = Sequence[tuple[int, float]]
@@ -144,6 +145,7 @@ REMAINING_HEADER = "X-PostHog-Query-Budget-Remaining-Bytes"
 # A refill estimate needs this much time between two answers (shorter spans are mostly noise).
 _RATE_SPAN_SECONDS = 1.0
 _MIN_PACING_WAIT = 0.01
+_MARGIN_QUERIES = 0.25
 
 
 class ReadBudgetPacer:
@@ -152,11 +154,15 @@ class ReadBudgetPacer:
     PostHog's bucket of read bytes refills at a rate it does not publish per team (20 GB/h free, ×10 paid,
     both changeable), and a query is admitted while the balance is positive. From each answer's bytes read
     and remaining balance the pacer learns the refill rate, and before a query it waits until the balance
-    projected to now covers the queries in flight and this one, each costed at the largest recent read. So a
+    projected to now stays positive after the queries in flight, each costed at the largest recent read. So a
     backfill bigger than the reserve reads at the refill rate without a 429."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic,
+                 assumed_rate: float = settings.READ_BUDGET_FREE_BYTES_PER_HOUR / 3600) -> None:
+        """`assumed_rate` (bytes per second) paces until the rate is learnt: PostHog's free refill, the
+        lowest a team has, so a first query that overdraws the bucket is not followed by a 429."""
         self._clock = clock
+        self._assumed_rate = assumed_rate
         self._lock = threading.Lock()
         self._latest: tuple[float, float] | None = None  # (balance, when) of the newest answer
         self._base: tuple[float, float] | None = None  # the balance the next refill estimate starts from
@@ -191,7 +197,8 @@ class ReadBudgetPacer:
             if now - since < _RATE_SPAN_SECONDS:
                 return
             gained = balance - start + self._debited
-            if start < 0.5 * self._highest and gained > 0:  # a bucket well below full refills visibly
+            # a bucket that stayed below full all along refilled visibly (a full one hides its refill)
+            if balance + self._debited < 0.95 * self._highest and gained > 0:
                 sample = gained / (now - since)
                 self._rate = sample if self._rate is None else 0.7 * self._rate + 0.3 * sample
             self._base, self._debited = (balance, now), 0.0
@@ -204,10 +211,13 @@ class ReadBudgetPacer:
     def _delay(self) -> float:
         if self._latest is None or not self._recent:
             return 0.0
-        needed = float(max(self._recent)) * (self._in_flight + 1)
+        # PostHog admits a query while the balance is positive (the one that crosses zero still runs): what
+        # must stay positive is the balance after the queries in flight, with a quarter of one more as margin
+        needed = float(max(self._recent)) * (self._in_flight + _MARGIN_QUERIES)
         balance, at = self._latest
-        projected = balance + (self._rate or 0.0) * (self._clock() - at)
-        wait = (needed - projected) / self._rate if self._rate else 0.0
+        rate = self._rate or self._assumed_rate
+        projected = balance + rate * (self._clock() - at)
+        wait = (needed - projected) / rate if rate > 0 else 0.0
         return wait if wait >= _MIN_PACING_WAIT else 0.0  # shorter waits are rounding, not budget
 
     @contextmanager

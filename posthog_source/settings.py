@@ -40,9 +40,10 @@ DEFAULT_INGESTION_OVERLAP_SECONDS = 3_600
 DEFAULT_LATE_SWEEP_SECONDS = 86_400
 # Clients' clocks run ahead; PostHog clamps timestamps more than 23 h in the future.
 FUTURE_TIMESTAMP_SKEW_HOURS = 24
-# Granularity of the timestamp windows of a first run and of a backfill: windows start and end on these
-# boundaries. A per-day count decides how many buckets one window takes (about WINDOW_TARGET_ROWS rows), so
-# sparse ranges cost a few queries, not one per day.
+# Granularity of a backfill's windows (its unit of resumable work) and of an incremental run's windows: they
+# start and end on these boundaries. In an incremental run a per-day count decides how many buckets one window
+# takes (about WINDOW_TARGET_ROWS rows), so sparse ranges cost a few queries, not one per day. First runs and
+# backfill windows are read in slices of PostHog's sort key instead (slices.py).
 DEFAULT_WINDOW_SECONDS = 86_400
 WINDOW_TARGET_ROWS = 500_000
 # First runs and backfills read slices of the events sort key (slices.py) of about this share of a page's
@@ -66,6 +67,9 @@ DEFAULT_RATE_LIMITS: dict[str, list[tuple[int, float]]] = {
     "analytics": [(240, 60.0), (1200, 3600.0)],
     "crud": [(480, 60.0), (4800, 3600.0)],
 }
+# PostHog's read budget (PostHog#95375, posthog/api_queries_budget.py): the free refill per team. The pacer
+# assumes it until it has learnt the team's own rate from the answers (paying teams get 10x).
+READ_BUDGET_FREE_BYTES_PER_HOUR = 20_000_000_000
 # PostHog runs at most 3 HogQL queries of a team at once; a 4th is queued, then refused.
 DEFAULT_QUERY_CONCURRENCY = 3
 # Paths served by ClickHouse-backed views share the "analytics" budget.

@@ -25,15 +25,19 @@ class Clock:
         self.now += seconds
 
 
-@pytest.mark.parametrize(("per_hour", "query_mb", "seed"), [(20_000, 50, 1), (200_000, 400, 2), (5_000, 60, 3)])
-def test_a_read_larger_than_the_bucket_runs_at_the_refill_rate_without_429(per_hour, query_mb, seed):
+@pytest.mark.parametrize(("per_hour", "query_mb", "capacity_hours", "seed"), [
+    (20_000, 50, 0.25, 1), (200_000, 400, 0.25, 2), (5_000, 60, 0.25, 3),
+    (60_000, 35, 0.002, 4),  # a bucket of ~3 queries, refilling 3x faster than the pacer assumes at first
+])
+def test_a_read_larger_than_the_bucket_runs_at_the_refill_rate_without_429(per_hour, query_mb, capacity_hours,
+                                                                          seed):
     rng = random.Random(seed)
     clock = Clock()
-    bucket = ReadBudget(bytes_per_hour=per_hour * MB, capacity_hours=0.25, clock=clock)
+    bucket = ReadBudget(bytes_per_hour=per_hour * MB, capacity_hours=capacity_hours, clock=clock)
     pacer = ReadBudgetPacer(clock=clock)
     refused = read = 0
     capacity = bucket.capacity
-    while read < 4 * capacity:  # three buckets' worth beyond the first
+    while read < max(4 * capacity, 100 * query_mb * MB):  # well beyond the bucket
         with pacer.query(clock.sleep):
             if bucket.wait("team") is not None:
                 refused += 1
