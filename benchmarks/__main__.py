@@ -129,7 +129,8 @@ class Bench:
                          read_budget_gb_per_hour=self.plan.read_budget_gb_per_hour,
                          read_budget_capacity_hours=self.plan.read_budget_capacity_hours) as server:
             for runner in self.runners("ours"):
-                self.run(runner, server, Target(server.url, server.key, time_scale=scale), "budget", 1)
+                # one project: PostHog's read budget is a bucket per team, and the run must drain one
+                self.run(runner, server, Target(server.url, server.key, time_scale=scale, projects=(1,)), "budget", 1)
 
     def peers(self) -> None:
         chosen = [n for n in PEERS if n in self.plan.systems]

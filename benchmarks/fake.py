@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import selectors
 import subprocess
 import sys
@@ -16,12 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.procs import BenchError, kill_tree
+from posthog_source.hogql import EVENT_COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
 # The data spans the 90 days before the fake's `now`; an hour in the past keeps every event older than
 # any client's ingestion lag, so "all rows" means the same for every peer.
 NOW = (datetime.now(UTC) - timedelta(hours=1)).replace(microsecond=0)
 START_DATE = (NOW - timedelta(days=100)).strftime("%Y-%m-%dT00:00:00Z")
+# The stored events columns the connector loads (its select list, hogql.EVENT_COLUMNS): a loaded event's
+# bytes are theirs, so "bytes read ÷ bytes loaded" is 1 when a run reads each loaded row once.
+LOADED_EVENT_COLUMNS = tuple(re.sub(r"^toString\((.*)\)$", r"\1", c.expression).strip("`") for c in EVENT_COLUMNS)
 PROJECTS = (1, 2)  # the key's current organisation: what /api/projects/ lists, so what every peer reads
 
 
@@ -117,10 +122,15 @@ class FakeServer:
         with urllib.request.urlopen(f"{self.url}/_fake/stats", timeout=60) as response:
             return json.loads(response.read())
 
-    def truth(self) -> int:
+    def truth(self, projects: tuple[int, ...] = PROJECTS) -> int:
         """Events the peers should deliver: every event of the projects they read."""
         events = self.stats()["tables"]["events"]
-        return sum(int(events.get(str(p), 0)) for p in PROJECTS)
+        return sum(int(events.get(str(p), 0)) for p in projects)
+
+    def budget_balance(self) -> float:
+        """The read budget's balance summed over its buckets (0 when the budget is off). The server's figures
+        span its whole life: meaningful for a server that serves one run, as the budget scenario's does."""
+        return float(sum((self.stats()["server"].get("read_budget_remaining") or {}).values()))
 
     def counters(self) -> tuple[int, int, int]:
         """(requests served, 429s served, HogQL queries that ran) so far."""
@@ -128,11 +138,13 @@ class FakeServer:
         return int(server["requests"]), int(server["throttled"]), int(server.get("queries") or 0)
 
     def query_span(self) -> float:
-        """Seconds from the first query the server computed to its last."""
+        """Seconds from the first query the server computed to its last (over the server's whole life)."""
         return float(self.stats()["server"].get("query_span_seconds") or 0.0)
 
     def read_meter(self) -> tuple[int, int, float]:
-        """(bytes read, rows scanned, bytes of a whole event row) by every key's queries so far."""
+        """(bytes read, rows scanned, bytes of a loaded event row) by every key's queries so far."""
         server = self.stats()["server"]
         scanned = sum(int(v) for v in (server.get("rows_scanned_by_key") or {}).values())
-        return int(server.get("read_bytes") or 0), scanned, float(server.get("event_row_bytes") or 0.0)
+        widths = server.get("event_column_bytes") or {}
+        row = sum(float(widths.get(c, 0.0)) for c in LOADED_EVENT_COLUMNS)
+        return int(server.get("read_bytes") or 0), scanned, row

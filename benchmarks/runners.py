@@ -32,6 +32,7 @@ class Target:
     url: str
     key: str
     time_scale: float | None = None  # the fake's rate-limit time scale, when limits are on
+    projects: tuple[int, ...] = PROJECTS  # what ours reads (the read-budget run reads one team's bucket)
 
 
 @dataclass(frozen=True)
@@ -57,12 +58,13 @@ class Result:
     queries: int = 0  # HogQL queries the server ran for it (count queries included)
     read_bytes: int = 0  # what the fake's meter says its queries read (PostHog's read budget's unit)
     rows_scanned: int = 0
-    event_row_bytes: float = 0.0  # a whole event row, every column: what a loaded event is worth
+    event_row_bytes: float = 0.0  # an event row over the columns ours loads: what a loaded event is worth
     query_span_seconds: float = 0.0  # from the server's first computed answer to its last (budget scenario)
+    budget_end_bytes: float = 0.0  # what the read budget's buckets held at the end (negative: overdrawn)
 
     @property
     def bytes_amplification(self) -> float:
-        """Bytes read ÷ bytes loaded (a whole event row each)."""
+        """Bytes read ÷ bytes loaded (each loaded event at the columns the connector loads)."""
         loaded = self.distinct * self.event_row_bytes
         return self.read_bytes / loaded if loaded else float("nan")
 
@@ -124,7 +126,7 @@ class Ours(Runner):
             "SOURCES__POSTHOG__API_KEY": target.key,
             "SOURCES__POSTHOG__HOST": target.url,
             "SOURCES__POSTHOG__START_DATE": START_DATE,
-            "SOURCES__POSTHOG__PROJECT_IDS": ",".join(map(str, PROJECTS)),
+            "SOURCES__POSTHOG__PROJECT_IDS": ",".join(map(str, target.projects)),
             "DESTINATION__DUCKDB__CREDENTIALS": str(workdir / "ours.duckdb"),
             "DLT_DATA_DIR": str(workdir / "dlt"),
         }
@@ -288,10 +290,10 @@ def measure(runner: Runner, server: FakeServer, target: Target, workdir: Path, s
             raise BenchError(f"{runner.name} finished but its output could not be counted: {exc}") from exc
         delivered = Delivered(0, 0)
     return Result(runner.name, scenario, measured.wall_seconds, measured.peak_tree_rss_mb,
-                  measured.peak_process_hwm_mb, delivered.rows, delivered.distinct, server.truth(),
+                  measured.peak_process_hwm_mb, delivered.rows, delivered.distinct, server.truth(target.projects),
                   requests_after - requests_before - 1, throttled_after - throttled_before, measured.returncode,
                   measured.cpu_seconds, queries_after - queries_before, read_after - read_before,
-                  scanned_after - scanned_before, row_bytes, server.query_span())
+                  scanned_after - scanned_before, row_bytes, server.query_span(), server.budget_balance())
 
 
 __all__ = ["RUNNERS", "ROOT", "Delivered", "Result", "Runner", "Target", "measure"]

@@ -9,8 +9,9 @@ query text alone (its own sqlglot parse, independent of fake_posthog.hogql) and 
   toDate(timestamp), event, cityHash64(distinct_id), cityHash64(uuid))` (`EVENTS_TABLE_SQL` in
   posthog/models/event/sql.py, PostHog/posthog@cfd68dbcdf60e15eaa45052287b3117687399dff), so its primary
   index prunes by: `timestamp` bounds in the WHERE, widened to the whole UTC days they touch (never to a time of day);
-  then conditions ANDed to them on the next key columns: `event` (=, IN, <, <=, >, >=, BETWEEN) and
-  `cityHash64(distinct_id)` / `cityHash64(uuid)` compared with numbers. A filter on `created_at`, on
+  then conditions ANDed to them on the next key columns: `event` (=, IN, <, <=, >, >=, BETWEEN), then
+  `cityHash64(distinct_id)` and `cityHash64(uuid)` compared with numbers, each only where the key columns
+  before it are pinned to values (= or IN). A filter on `created_at`, on
   `distinct_id` itself or inside an OR prunes nothing. The meter counts rows, not ClickHouse's 8,192-row
   granules: a real scan also reads the partly matching granule at each end of every key range it selects.
 - bytes read: rows scanned × the average stored width of the columns the query mentions for that table
@@ -136,13 +137,13 @@ class CostEstimator:
             return QueryCost()
         return QueryCost(tuple(scans))
 
-    def row_bytes(self, team_id: int, table: str = "events") -> float:
-        """The bytes one whole row of `table` reads on average (every column): what a loaded row is worth
-        when comparing bytes read with bytes loaded."""
+    def column_bytes(self, team_id: int, table: str = "events") -> dict[str, float]:
+        """The bytes each stored column of `table` reads per row on average (what a loaded row is worth when
+        bytes read are compared with bytes loaded)."""
         cur = self.world.cursor()
         duck = TABLES.get(table, (table, None))[0]
         widths = self._column_widths(cur, _catalogue(cur), duck, team_id)
-        return sum(w for c, w in widths.items() if c != "team_id")
+        return {c: w for c, w in widths.items() if c != "team_id"}
 
     # ------------------------------------------------------------------ one SELECT scope
     def _scan_select(self, cur: Any, catalogue: dict[str, dict[str, str]], select: exp.Select,
@@ -439,20 +440,40 @@ def _key_literal(node: exp.Expression, number: bool) -> str | None:
 
 def _sort_key_filters(where: exp.Expression, owners: set[str]) -> list[str]:
     """The WHERE's ANDed conditions on the sort-key columns after the date, as filters over the world's rows:
-    what the primary index prunes on top of the days."""
+    what the primary index prunes on top of the days. A key column narrows the scan only where the columns
+    before it are pinned to values (`=` or `IN`): a range of events does not make a distinct_id hash prune."""
+    by_key: dict[str, list[str]] = {}
+    pinned: set[str] = set()
+    for key, condition, exact in _key_conditions(where, owners):
+        by_key.setdefault(key, []).append(condition)
+        if exact:
+            pinned.add(key)
     filters: list[str] = []
+    for key in _KEY_ORDER:
+        filters += by_key.get(key, [])
+        if key not in pinned:
+            break
+    return filters
+
+
+_KEY_ORDER = ('"event"', _HASHED_KEY_COLUMNS["distinct_id"], _HASHED_KEY_COLUMNS["uuid"])
+
+
+def _key_conditions(where: exp.Expression, owners: set[str]) -> list[tuple[str, str, bool]]:
+    """(key expression, filter, pins the key to values) for each ANDed condition on a sort-key column."""
+    filters: list[tuple[str, str, bool]] = []
     for node in _conjuncts(where):
         if isinstance(node, exp.In) and not node.args.get("query"):
             key = _key_expression(node.this, owners)
             values = [_key_literal(v, key[1]) for v in node.expressions] if key else []
             if key and values and all(v is not None for v in values):
-                filters.append(f"{key[0]} IN ({', '.join(values)})")  # type: ignore[arg-type]
+                filters.append((key[0], f"{key[0]} IN ({', '.join(values)})", True))  # type: ignore[arg-type]
         elif isinstance(node, exp.Between):
             key = _key_expression(node.this, owners)
             low = _key_literal(node.args["low"], key[1]) if key else None
             high = _key_literal(node.args["high"], key[1]) if key else None
             if key and low is not None and high is not None:
-                filters.append(f"{key[0]} BETWEEN {low} AND {high}")
+                filters.append((key[0], f"{key[0]} BETWEEN {low} AND {high}", False))
         elif type(node) in _KEY_OPERATORS:
             kind, left, right = type(node), node.this, node.expression
             if _key_expression(left, owners) is None:
@@ -460,7 +481,7 @@ def _sort_key_filters(where: exp.Expression, owners: set[str]) -> list[str]:
             key = _key_expression(left, owners)
             value = _key_literal(right, key[1]) if key else None
             if key and value is not None:
-                filters.append(f"{key[0]} {_KEY_OPERATORS[kind]} {value}")
+                filters.append((key[0], f"{key[0]} {_KEY_OPERATORS[kind]} {value}", kind is exp.EQ))
     return filters
 
 

@@ -13,7 +13,7 @@ import threading
 import time
 import uuid as uuidlib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -886,12 +886,21 @@ class FakePostHog:
         except rules.PostHogRefusal as exc:
             raise ApiError(400, "validation_error", "query_error", str(exc)) from exc
 
-    def event_row_bytes(self) -> float:
-        """The average bytes of a whole event row (every column) over every project: a loaded event's worth
-        when benchmarks compare bytes read with bytes loaded."""
+    def event_column_bytes(self) -> dict[str, float]:
+        """Each stored events column's average bytes per row over every project (benchmarks compare bytes read
+        with the bytes of the columns a client loads)."""
         counts = dict(self.world.cursor().execute("SELECT team_id, count(*) FROM events GROUP BY team_id").fetchall())
         total = sum(counts.values())
-        return sum(n * self.cost.row_bytes(team) for team, n in counts.items()) / total if total else 0.0
+        out: dict[str, float] = {}
+        for team, n in counts.items():
+            for column, width in self.cost.column_bytes(team).items():
+                out[column] = out.get(column, 0.0) + n * width / total
+        return out
+
+    def event_row_bytes(self, columns: Iterable[str] | None = None) -> float:
+        """The average bytes of an event row over `columns` (stored names; None: every column)."""
+        widths = self.event_column_bytes()
+        return sum(widths.get(c, 0.0) for c in columns) if columns is not None else sum(widths.values())
 
     def query_stats(self) -> dict[str, Any]:
         """What the queries cost so far (the `server` part of GET /_fake/stats adds these)."""
@@ -906,9 +915,9 @@ class FakePostHog:
                 "queries": sum(self.query_count_by_key.values()),
                 "timeouts": self.timeout_count,
                 "budget_throttled": self.budget_throttled_count,
-                "event_row_bytes": self.event_row_bytes(),
                 "query_span_seconds": (self._last_query_at - self._first_query_at) if self._first_query_at else 0.0,
             }
+        stats["event_column_bytes"] = self.event_column_bytes()  # outside the lock: it queries the world
         if self.read_budget is not None:
             with self.read_budget._lock:
                 scopes = list(self.read_budget._buckets)

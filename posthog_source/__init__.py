@@ -46,7 +46,7 @@ def build_client(config: SourceSettings) -> PostHogClient:
     budgets: dict[str, Any] = {name: list(pairs) for name, pairs in chosen.items()}
     budgets.setdefault("query", [])
     limiter = RateLimiter(budgets, {"query": config.query_concurrency}, time_scale=config.rate_limit_time_scale)
-    return PostHogClient(config.host, config.api_key, limiter=limiter, pacer=ReadBudgetPacer(),
+    return PostHogClient(config.host, config.api_key, limiter=limiter, pacer=ReadBudgetPacer.of(config.host),
                          max_rate_limit_wait=config.max_rate_limit_wait.total_seconds(),
                          timeout=(settings.CONNECT_TIMEOUT_SECONDS, config.request_timeout.total_seconds()))
 

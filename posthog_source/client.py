@@ -14,6 +14,7 @@ exception carrying PostHog's `detail`, so the CLI can print one clear line.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import enum
 import logging
@@ -198,10 +199,21 @@ def parse_retry_wait(headers: Mapping[str, str], body: bytes, now: datetime | No
 
 
 def _header_int(headers: Mapping[str, str], name: str) -> int | None:
+    """A header's whole number, or None when it is absent or not a finite number."""
     try:
-        return int(float(headers[name]))
+        value = float(headers[name])
     except (KeyError, TypeError, ValueError):
         return None
+    return int(value) if math.isfinite(value) else None
+
+
+_QUERY_TEAM = re.compile(r"/api/(?:projects|environments)/([^/]+)/query/?$")
+
+
+def _query_team(url: str) -> str | None:
+    """The project (team) a HogQL query's URL names: PostHog's read budget is per team."""
+    match = _QUERY_TEAM.search(urlsplit(url).path)
+    return match.group(1) if match else None
 
 
 def _envelope(body: bytes) -> dict[str, Any]:
@@ -448,31 +460,52 @@ class PostHogClient:
         data: bytes | None,
         headers: Mapping[str, str] | None,
     ) -> requests.Response | requests.RequestException | LocationParseError:
-        """One HTTP exchange, body included (the limiter's slot is held until the body has arrived)."""
-        paced = self.pacer.query(self._sleep) if self.pacer is not None and klass == "query" else nullcontext()
+        """One HTTP exchange, body included (the limiter's slot is held until the body has arrived). A HogQL
+        query also waits, inside its slot, for its team's read budget (`ReadBudgetPacer`)."""
+        team = _query_team(url) if klass == "query" and self.pacer is not None else None
         try:
-            with paced:
-                if self.limiter is None:
-                    response = self._exchange(method, url, params, data, headers)
-                else:
-                    with self.limiter.slot(klass):
-                        response = self._exchange(method, url, params, data, headers)
+            with self.limiter.slot(klass) if self.limiter is not None else nullcontext(), self._paced(team):
+                response = self._exchange(method, url, params, data, headers)
         except (requests.RequestException, LocationParseError) as exc:
             return exc
         self._reached = True
         self._count(klass=klass)
         if klass == "query":
-            self._note_read(response.headers)
+            self._note_read(team, response.headers)
         return response
 
-    def _note_read(self, headers: Mapping[str, str]) -> None:
+    def _paced(self, team: str | None) -> contextlib.AbstractContextManager[None]:
+        """The read budget's wait for one query: logged when it is long, counted like a 429's wait, and bounded
+        by `max_rate_limit_wait` (beyond it the run stops cleanly, as for a 429)."""
+        if team is None or self.pacer is None:
+            return nullcontext()
+        waited = 0.0
+
+        def sleep(seconds: float) -> None:
+            nonlocal waited
+            waited += seconds
+            if waited > self.max_rate_limit_wait:
+                raise RateLimitWaitTooLong(
+                    f"PostHog's read budget of project {team} would need more than max_rate_limit_wait "
+                    f"({self.max_rate_limit_wait:.0f} s) to refill for the next query; stopped cleanly, run "
+                    "again later to continue")
+            if seconds >= 1.0:
+                logger.info("PostHog's read budget of project %s: waiting %.0f s for its refill (queries read "
+                            "%.2f GB so far)", team, seconds, self.stats.bytes_read / 1e9)
+            with self._stats_lock:
+                self.stats.waited_seconds += seconds
+            self._sleep(seconds)
+
+        return self.pacer.query(team, sleep)
+
+    def _note_read(self, team: str | None, headers: Mapping[str, str]) -> None:
         """PostHog's figures for the read budget, when it sends them: counted, and given to the pacer."""
         read, remaining = _header_int(headers, BYTES_READ_HEADER), _header_int(headers, REMAINING_HEADER)
         if read is not None:
             with self._stats_lock:
                 self.stats.bytes_read += read
-        if self.pacer is not None and (read is not None or remaining is not None):
-            self.pacer.observe(read, remaining)
+        if team is not None and self.pacer is not None and (read is not None or remaining is not None):
+            self.pacer.observe(team, read, remaining)
 
     def _exchange(
         self, method: str, url: str, params: Mapping[str, Any] | None, data: bytes | None,

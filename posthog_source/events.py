@@ -304,16 +304,21 @@ def _events_per_day(counts: EventCounts, project: Project, days: Sequence[pendul
 def _buckets_per_day(counts: EventCounts, project: Project, pairs: Sequence[tuple[pendulum.DateTime, str]],
                      created: Sequence[str], lo: pendulum.DateTime,
                      hi: pendulum.DateTime) -> list[tuple[pendulum.DateTime, str, int, int]]:
+    """Bucket counts of the (day, event) pairs, days grouped while their names' groups fit one answer."""
+    names_of: dict[pendulum.DateTime, set[str]] = {}
+    for day, event in pairs:
+        names_of.setdefault(day, set()).add(event)
     wanted = set(pairs)
-    names = sorted({event for _, event in pairs})
-    per_query = max(1, settings.HOGQL_MAX_ROWS // (HASH_BUCKETS * len(names)))
 
     def ask(run: Sequence[pendulum.DateTime]) -> Sequence[tuple[pendulum.DateTime, str, int, int]]:
+        names = sorted(set().union(*(names_of[day] for day in run)))
         events = f"event IN ({', '.join(hogql.string_literal(e) for e in names)})"
         answer = counts.by_hash_bucket(project, [*_days_condition(run, lo, hi), events, *created])
         return [row for row in answer if (row[0], row[1]) in wanted]
 
-    return _in_runs(sorted({day for day, _ in pairs}), min(per_query, COUNT_DAYS), ask)
+    widest = max(len(names) for names in names_of.values())
+    return _in_runs(sorted(names_of), max(1, min(COUNT_DAYS, settings.HOGQL_MAX_ROWS // (HASH_BUCKETS * widest))),
+                    ask)
 
 
 def _days_condition(run: Sequence[pendulum.DateTime], lo: pendulum.DateTime, hi: pendulum.DateTime) -> list[str]:
@@ -325,7 +330,9 @@ T = TypeVar("T")
 
 def _in_runs(days: Sequence[pendulum.DateTime], most: int,
              ask: Callable[[Sequence[pendulum.DateTime]], Sequence[T]]) -> list[T]:
-    """`ask` over runs of consecutive days (at most `most` each), halving a run whose answer would not fit."""
+    """`ask` over runs of consecutive days (at most `most` each), halving a run whose answer would not fit. A
+    single day whose groups still do not fit gets no finer counts: its slices are cut coarser and paged (the
+    keyset pages read all of it either way)."""
     runs: list[list[pendulum.DateTime]] = []
     for day in sorted(days):
         if runs and runs[-1][-1].add(days=1) == day and len(runs[-1]) < most:
@@ -337,9 +344,10 @@ def _in_runs(days: Sequence[pendulum.DateTime], most: int,
         run = runs.pop(0)
         try:
             out += ask(run)
-        except hogql.CountTooLargeError:
+        except hogql.CountTooLargeError as exc:
             if len(run) == 1:
-                raise
+                logger.info("%s: %s is read without finer slices", exc, run[0].to_date_string())
+                continue
             runs[:0] = [run[: len(run) // 2], run[len(run) // 2:]]
     return out
 

@@ -148,91 +148,115 @@ _MIN_PACING_WAIT = 0.01
 _MARGIN_QUERIES = 0.25
 
 
+class _TeamBudget:
+    """What the pacer knows of one team's bucket: the newest balance, the learnt refill, the recent reads."""
+
+    def __init__(self) -> None:
+        self.latest: tuple[float, float] | None = None  # (balance, when) of the newest answer
+        self.base: tuple[float, float] | None = None  # the balance the next refill estimate starts from
+        self.debited = 0.0  # bytes read by answers since the base
+        self.highest = 0.0  # the highest balance seen: near it the bucket may be full and hide its refill
+        self.rate: float | None = None  # bytes per second
+        self.recent: list[int] = []
+        self.in_flight = 0
+
+
 class ReadBudgetPacer:
     """Keeps HogQL queries inside PostHog's read budget (PostHog#95375) instead of running into its 429.
 
-    PostHog's bucket of read bytes refills at a rate it does not publish per team (20 GB/h free, ×10 paid,
-    both changeable), and a query is admitted while the balance is positive. From each answer's bytes read
-    and remaining balance the pacer learns the refill rate, and before a query it waits until the balance
-    projected to now stays positive after the queries in flight, each costed at the largest recent read. So a
-    backfill bigger than the reserve reads at the refill rate without a 429."""
+    PostHog keeps one bucket of read bytes per team; it refills at a rate it does not publish (20 GB/h free,
+    ×10 paid, both changeable), and a query is admitted while the balance is positive. From each answer's
+    bytes read and remaining balance the pacer learns each team's refill rate, and before a query it waits
+    until the team's balance projected to now stays positive after its queries in flight, each costed at the
+    largest recent read. So a backfill bigger than the reserve reads at the refill rate without a 429. One
+    pacer per host is shared by every client of the process (`of`): a backfill's runs keep what was learnt."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic,
                  assumed_rate: float = settings.READ_BUDGET_FREE_BYTES_PER_HOUR / 3600) -> None:
-        """`assumed_rate` (bytes per second) paces until the rate is learnt: PostHog's free refill, the
-        lowest a team has, so a first query that overdraws the bucket is not followed by a 429."""
+        """`assumed_rate` (bytes per second) paces until a team's rate is learnt: PostHog's free refill, the
+        lowest a team has, so a first query that overdraws the bucket is not followed by a 429. A rate is
+        never learnt below a tenth of it (a sleep of hours on a noisy estimate would look like a hang)."""
         self._clock = clock
         self._assumed_rate = assumed_rate
         self._lock = threading.Lock()
-        self._latest: tuple[float, float] | None = None  # (balance, when) of the newest answer
-        self._base: tuple[float, float] | None = None  # the balance the next refill estimate starts from
-        self._debited = 0.0  # bytes read by answers since the base
-        self._highest = 0.0  # the highest balance seen: near it the bucket may be full and hide its refill
-        self._rate: float | None = None  # bytes per second
-        self._recent: list[int] = []
-        self._in_flight = 0
+        self._teams: dict[str, _TeamBudget] = {}
 
-    @property
-    def rate(self) -> float | None:
-        """The refill rate learnt so far, in bytes per second."""
+    @classmethod
+    def of(cls, host: str) -> ReadBudgetPacer:
+        with _PACERS_LOCK:
+            pacer = _PACERS.get(host)
+            if pacer is None:
+                pacer = _PACERS[host] = cls()
+            return pacer
+
+    def rate(self, team: str) -> float | None:
+        """The refill rate learnt so far for `team`, in bytes per second."""
         with self._lock:
-            return self._rate
+            budget = self._teams.get(team)
+            return budget.rate if budget else None
 
-    def observe(self, read: int | None, remaining: int | None) -> None:
+    def observe(self, team: str, read: int | None, remaining: int | None) -> None:
         """An answer's `X-PostHog-Query-Bytes-Read` and remaining balance (None when not sent)."""
         now = self._clock()
         with self._lock:
+            budget = self._teams.setdefault(team, _TeamBudget())
             if read is not None:
-                self._recent = [*self._recent[-7:], read]
-                self._debited += read
+                budget.recent = [*budget.recent[-7:], read]
+                budget.debited += read
             if remaining is None:
                 return
             balance = float(remaining)
-            self._latest = (balance, now)
-            self._highest = max(self._highest, balance)
-            if self._base is None:
-                self._base, self._debited = (balance, now), 0.0
+            budget.latest = (balance, now)
+            budget.highest = max(budget.highest, balance)
+            if budget.base is None:
+                budget.base, budget.debited = (balance, now), 0.0
                 return
-            start, since = self._base
+            start, since = budget.base
             if now - since < _RATE_SPAN_SECONDS:
                 return
-            gained = balance - start + self._debited
+            gained = balance - start + budget.debited
             # a bucket that stayed below full all along refilled visibly (a full one hides its refill)
-            if balance + self._debited < 0.95 * self._highest and gained > 0:
-                sample = gained / (now - since)
-                self._rate = sample if self._rate is None else 0.7 * self._rate + 0.3 * sample
-            self._base, self._debited = (balance, now), 0.0
+            if balance + budget.debited < 0.95 * budget.highest and gained > 0:
+                sample = max(gained / (now - since), self._assumed_rate / 10)
+                budget.rate = sample if budget.rate is None else 0.7 * budget.rate + 0.3 * sample
+            budget.base, budget.debited = (balance, now), 0.0
 
-    def delay(self) -> float:
-        """Seconds to wait before one more query may start (0: now)."""
+    def delay(self, team: str) -> float:
+        """Seconds to wait before one more query of `team` may start (0: now)."""
         with self._lock:
-            return self._delay()
+            return self._delay(self._teams.get(team))
 
-    def _delay(self) -> float:
-        if self._latest is None or not self._recent:
+    def _delay(self, budget: _TeamBudget | None) -> float:
+        if budget is None or budget.latest is None or not budget.recent:
             return 0.0
         # PostHog admits a query while the balance is positive (the one that crosses zero still runs): what
         # must stay positive is the balance after the queries in flight, with a quarter of one more as margin
-        needed = float(max(self._recent)) * (self._in_flight + _MARGIN_QUERIES)
-        balance, at = self._latest
-        rate = self._rate or self._assumed_rate
+        needed = float(max(budget.recent)) * (budget.in_flight + _MARGIN_QUERIES)
+        balance, at = budget.latest
+        rate = budget.rate or self._assumed_rate
         projected = balance + rate * (self._clock() - at)
         wait = (needed - projected) / rate if rate > 0 else 0.0
         return wait if wait >= _MIN_PACING_WAIT else 0.0  # shorter waits are rounding, not budget
 
     @contextmanager
-    def query(self, sleep: Callable[[float], None]) -> Iterator[None]:
-        """Wait for the budget, then hold a place among the queries in flight while one runs (the check and
-        the place are taken together, so two threads cannot both spend the same balance)."""
+    def query(self, team: str, sleep: Callable[[float], None]) -> Iterator[None]:
+        """Wait for `team`'s budget, then hold a place among its queries in flight while one runs (the check
+        and the place are taken together, so two threads cannot both spend the same balance). `sleep` may
+        raise to give up (the client bounds the wait by `max_rate_limit_wait`)."""
         while True:
             with self._lock:
-                wait = self._delay()
+                budget = self._teams.setdefault(team, _TeamBudget())
+                wait = self._delay(budget)
                 if wait <= 0:
-                    self._in_flight += 1
+                    budget.in_flight += 1
                     break
             sleep(min(wait, 30.0))
         try:
             yield
         finally:
             with self._lock:
-                self._in_flight -= 1
+                budget.in_flight -= 1
+
+
+_PACERS: dict[str, ReadBudgetPacer] = {}
+_PACERS_LOCK = threading.Lock()

@@ -272,6 +272,9 @@ def test_sort_key_prunes_by_event_and_distinct_id_hash(make_fake_server: Callabl
                               f"AND hash(CAST(distinct_id AS VARCHAR)) < {half}")
     assert 0 < low_half < pageviews
     assert scanned(f"{day} and event = '$pageview' and cityHash64(distinct_id) < {half}") == low_half
+    # the hash prunes only where `event` is pinned to values: after a range of names, or alone, it does not
+    assert scanned(f"{day} and event < '$pageview' and cityHash64(distinct_id) < {half}") == below
+    assert scanned(f"{day} and cityHash64(distinct_id) < {half}") == day_rows
     # the engine answers with the same hash the meter prunes by: the two halves hold every row once
     rows = []
     for condition in (f"cityHash64(distinct_id) < {half}", f"cityHash64(distinct_id) >= {half}"):

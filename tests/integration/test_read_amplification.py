@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from benchmarks.fake import LOADED_EVENT_COLUMNS
 from pipelines.cli import main as cli_main
 from tests.helpers import read_rows, run_pipeline
 from tests.integration.test_events import assert_events_exact
@@ -23,7 +24,8 @@ def amplification(server, workdir) -> tuple[float, float, int]:
     per_team: dict[int, int] = {}
     for row in loaded:
         per_team[row["project_id"]] = per_team.get(row["project_id"], 0) + 1
-    loaded_bytes = sum(n * server.cost.row_bytes(team) for team, n in per_team.items())
+    loaded_bytes = sum(n * sum(server.cost.column_bytes(team)[c] for c in LOADED_EVENT_COLUMNS)
+                       for team, n in per_team.items())
     return (server.read_bytes_by_key["full"] / loaded_bytes, server.rows_scanned_by_key["full"] / len(loaded),
             len(loaded))
 

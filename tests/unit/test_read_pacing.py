@@ -38,7 +38,7 @@ def test_a_read_larger_than_the_bucket_runs_at_the_refill_rate_without_429(per_h
     refused = read = 0
     capacity = bucket.capacity
     while read < max(4 * capacity, 100 * query_mb * MB):  # well beyond the bucket
-        with pacer.query(clock.sleep):
+        with pacer.query("1", clock.sleep):
             if bucket.wait("team") is not None:
                 refused += 1
                 clock.sleep(bucket.wait("team") or 1)
@@ -47,15 +47,27 @@ def test_a_read_larger_than_the_bucket_runs_at_the_refill_rate_without_429(per_h
             cost = int(query_mb * MB * rng.uniform(0.6, 1.0))
             remaining = bucket.debit("team", cost)
             read += cost
-        pacer.observe(cost, int(remaining))
+        pacer.observe("1", cost, int(remaining))
     refill = per_hour * MB / 3600
     share = (read - capacity) / (clock.now * refill)
     assert refused == 0
     assert share >= 0.9, f"{share:.1%} of the refill rate"
-    assert pacer.rate is not None and abs(pacer.rate / refill - 1) < 0.1
+    rate = pacer.rate("1")
+    assert rate is not None and abs(rate / refill - 1) < 0.1
 
 
 def test_without_a_balance_nothing_waits():
     pacer = ReadBudgetPacer(clock=Clock())
-    pacer.observe(10 * MB, None)
-    assert pacer.delay() == 0
+    pacer.observe("1", 10 * MB, None)
+    assert pacer.delay("1") == 0
+
+
+def test_each_team_has_its_own_bucket():
+    """PostHog's read budget is per team: one project's empty bucket does not hold back another's queries."""
+    clock = Clock()
+    pacer = ReadBudgetPacer(clock=clock)
+    pacer.observe("1", 40 * MB, 100 * MB)
+    pacer.observe("1", 40 * MB, -30 * MB)
+    pacer.observe("2", 40 * MB, 400 * MB)
+    assert pacer.delay("1") > 0
+    assert pacer.delay("2") == 0
