@@ -9,7 +9,7 @@ event: rows of about 1.5 KB in HogQL's JSON). Scenarios (each on its own fake se
   ours after the first size (the incremental-merge goal needs a table of >= 1M events).
 - wide: ours and the raw client on events of about 20 KB (`--fat-share` of 10-50 KB `$exception` /
   `$ai_generation` events).
-- budget: ours against PostHog's rate limits and a read budget smaller than the run (1 GB/h, 0.05 h held),
+- budget: ours against PostHog's rate limits and a read budget smaller than the run (1 GB/h, 0.25 h held),
   time-compressed (`--time-scale`), at `--budget-events`.
 - peers: Airbyte's source-posthog and dlt's rest_api on `/events/`, only when named in `--only` (Airbyte
   needs a network install; rest_api reads 1,000 rows per request and takes minutes).
@@ -54,7 +54,7 @@ class Plan:
     quick: bool
     notes: list[str] = field(default_factory=list)
     read_budget_gb_per_hour: float = 1.0
-    read_budget_capacity_hours: float = 0.05
+    read_budget_capacity_hours: float = 0.25
 
 
 class Bench:
@@ -158,7 +158,7 @@ def parse_args(argv: Sequence[str] | None) -> Plan | None:
     parser.add_argument("--padding", type=int, default=1000, help="fake's --property-padding (realistic rows)")
     parser.add_argument("--wide-events", type=int, default=60_000, help="wide scenario: events (about 20 KB each)")
     parser.add_argument("--fat-share", type=float, default=0.6, help="wide scenario: share of 10-50 KB events")
-    parser.add_argument("--budget-events", type=int, default=500_000, help="budget scenario: events")
+    parser.add_argument("--budget-events", type=int, default=2_000_000, help="budget scenario: events")
     parser.add_argument("--time-scale", type=float, default=60.0, help="budget scenario: rate-limit time compression")
     parser.add_argument("--quick", action="store_true", help="a smoke run: 50k events, 1 round, small sizes")
     parser.add_argument("--only", default="", help=f"comma list of scenarios ({', '.join(SCENARIOS)}) "

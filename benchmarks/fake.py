@@ -128,9 +128,10 @@ class FakeServer:
         return sum(int(events.get(str(p), 0)) for p in projects)
 
     def budget_balance(self) -> float:
-        """The read budget's balance summed over its buckets (0 when the budget is off). The server's figures
-        span its whole life: meaningful for a server that serves one run, as the budget scenario's does."""
-        return float(sum((self.stats()["server"].get("read_budget_remaining") or {}).values()))
+        """The read budget's balance right after each bucket's last query, summed (0 when the budget is off).
+        The server's figures span its whole life: meaningful for a server that serves one run, as the budget
+        scenario's does."""
+        return float(sum((self.stats()["server"].get("read_budget_after_last_query") or {}).values()))
 
     def counters(self) -> tuple[int, int, int]:
         """(requests served, 429s served, HogQL queries that ran) so far."""

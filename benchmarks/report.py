@@ -250,9 +250,9 @@ class Report:
                  f"{refill / 1e6:.1f} MB per real second), with PostHog's query-count limits on. The bucket is small "
                  "against the run so that the refill, not the reserve, decides its pace; the run reads one project "
                  "(the bucket is per team). Share of the refill rate: the refill the run used (bytes read − the "
-                 "reserve it started with + the balance it left, so an overdraft counts against it) ÷ (seconds "
-                 "from the first query to the last × refill per second).", "",
-                 "| system | wall s | distinct / truth | bytes read | balance left | query span s "
+                 "reserve it started with + the balance after its last query, so an overdraft counts against "
+                 "it) ÷ (seconds from the first query to the last × refill per second).", "",
+                 "| system | wall s | distinct / truth | bytes read | balance after the last query | query span s "
                  "| share of refill rate | 429s |", "|---|---|---|---|---|---|---|---|")
         for system, suffix, run in measured:
             span = run.query_span_seconds

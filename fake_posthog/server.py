@@ -370,6 +370,7 @@ class FakePostHog:
         self.read_bytes_by_team: Counter[int] = Counter()
         self.timeout_count = 0  # queries failed by the execution limit
         self._first_query_at = self._last_query_at = 0.0  # monotonic instants of computed answers
+        self.budget_after_last_query: dict[str, float] = {}  # each read-budget scope's balance after its last query
         self.budget_throttled_count = 0  # 429s from the read budget (also counted in throttled_count)
         self.last_query_cost: QueryCost | None = None
         self._key_names = {token: name for name, token in world.keys.items()}
@@ -858,6 +859,7 @@ class FakePostHog:
             headers = {"X-PostHog-Query-Bytes-Read": str(cost.read_bytes)}
             if self.read_budget is not None:
                 remaining = self.read_budget.debit(scope, cost.read_bytes)
+                self.budget_after_last_query[scope] = remaining
                 headers["X-PostHog-Query-Budget-Remaining-Bytes"] = str(math.floor(remaining))
             if self.query_cache is not None:
                 result = self.query_cache.put(key, result)
@@ -916,6 +918,7 @@ class FakePostHog:
                 "timeouts": self.timeout_count,
                 "budget_throttled": self.budget_throttled_count,
                 "query_span_seconds": (self._last_query_at - self._first_query_at) if self._first_query_at else 0.0,
+                "read_budget_after_last_query": {k: math.floor(v) for k, v in self.budget_after_last_query.items()},
             }
         stats["event_column_bytes"] = self.event_column_bytes()  # outside the lock: it queries the world
         if self.read_budget is not None:
