@@ -122,30 +122,37 @@ class FakeServer:
         with urllib.request.urlopen(f"{self.url}/_fake/stats", timeout=60) as response:
             return json.loads(response.read())
 
+    def meter(self) -> Meter:
+        """Every counter a benchmark reads, from one /_fake/stats request."""
+        stats = self.stats()
+        server = stats["server"]
+        widths = server.get("event_column_bytes") or {}
+        return Meter(
+            requests=int(server["requests"]), throttled=int(server["throttled"]),
+            queries=int(server.get("queries") or 0), read_bytes=int(server.get("read_bytes") or 0),
+            rows_scanned=sum(int(v) for v in (server.get("rows_scanned_by_key") or {}).values()),
+            event_row_bytes=sum(float(widths.get(c, 0.0)) for c in LOADED_EVENT_COLUMNS),
+            query_span_seconds=float(server.get("query_span_seconds") or 0.0),
+            budget_after_last_query=float(sum((server.get("read_budget_after_last_query") or {}).values())),
+            events_by_project={int(k): int(v) for k, v in stats["tables"]["events"].items()},
+        )
+
+
+@dataclass(frozen=True)
+class Meter:
+    """The fake's counters at one moment. `query_span_seconds` and `budget_after_last_query` span the server's
+    whole life: meaningful for a server that serves one run, as the budget scenario's does."""
+
+    requests: int  # requests served
+    throttled: int  # 429s served
+    queries: int  # HogQL queries that ran
+    read_bytes: int
+    rows_scanned: int
+    event_row_bytes: float  # an event row over the columns the connector loads
+    query_span_seconds: float  # from the first computed answer to the last
+    budget_after_last_query: float  # the read budget's balance after each bucket's last query, summed
+    events_by_project: dict[int, int]
+
     def truth(self, projects: tuple[int, ...] = PROJECTS) -> int:
         """Events the peers should deliver: every event of the projects they read."""
-        events = self.stats()["tables"]["events"]
-        return sum(int(events.get(str(p), 0)) for p in projects)
-
-    def budget_balance(self) -> float:
-        """The read budget's balance right after each bucket's last query, summed (0 when the budget is off).
-        The server's figures span its whole life: meaningful for a server that serves one run, as the budget
-        scenario's does."""
-        return float(sum((self.stats()["server"].get("read_budget_after_last_query") or {}).values()))
-
-    def counters(self) -> tuple[int, int, int]:
-        """(requests served, 429s served, HogQL queries that ran) so far."""
-        server = self.stats()["server"]
-        return int(server["requests"]), int(server["throttled"]), int(server.get("queries") or 0)
-
-    def query_span(self) -> float:
-        """Seconds from the first query the server computed to its last (over the server's whole life)."""
-        return float(self.stats()["server"].get("query_span_seconds") or 0.0)
-
-    def read_meter(self) -> tuple[int, int, float]:
-        """(bytes read, rows scanned, bytes of a loaded event row) by every key's queries so far."""
-        server = self.stats()["server"]
-        scanned = sum(int(v) for v in (server.get("rows_scanned_by_key") or {}).values())
-        widths = server.get("event_column_bytes") or {}
-        row = sum(float(widths.get(c, 0.0)) for c in LOADED_EVENT_COLUMNS)
-        return int(server.get("read_bytes") or 0), scanned, row
+        return sum(self.events_by_project.get(p, 0) for p in projects)

@@ -277,12 +277,10 @@ def measure(runner: Runner, server: FakeServer, target: Target, workdir: Path, s
     if not keep:
         fresh_dir(workdir)
     argv, env = runner.command(target, workdir)
-    requests_before, throttled_before, queries_before = server.counters()
-    read_before, scanned_before, _ = server.read_meter()
+    before = server.meter()
     measured = run_measured(argv, env, workdir / "logs", f"{runner.name}-{len(list(workdir.glob('logs/*')))}",
                             runner.timeout_seconds, runner.stdout_path(workdir), cwd=ROOT, check=runner.must_succeed)
-    requests_after, throttled_after, queries_after = server.counters()
-    read_after, scanned_after, row_bytes = server.read_meter()
+    after = server.meter()
     try:
         delivered = runner.delivered(workdir)
     except (OSError, ValueError, duckdb.Error) as exc:
@@ -290,10 +288,11 @@ def measure(runner: Runner, server: FakeServer, target: Target, workdir: Path, s
             raise BenchError(f"{runner.name} finished but its output could not be counted: {exc}") from exc
         delivered = Delivered(0, 0)
     return Result(runner.name, scenario, measured.wall_seconds, measured.peak_tree_rss_mb,
-                  measured.peak_process_hwm_mb, delivered.rows, delivered.distinct, server.truth(target.projects),
-                  requests_after - requests_before - 1, throttled_after - throttled_before, measured.returncode,
-                  measured.cpu_seconds, queries_after - queries_before, read_after - read_before,
-                  scanned_after - scanned_before, row_bytes, server.query_span(), server.budget_balance())
+                  measured.peak_process_hwm_mb, delivered.rows, delivered.distinct, after.truth(target.projects),
+                  after.requests - before.requests - 1, after.throttled - before.throttled, measured.returncode,
+                  measured.cpu_seconds, after.queries - before.queries, after.read_bytes - before.read_bytes,
+                  after.rows_scanned - before.rows_scanned, after.event_row_bytes, after.query_span_seconds,
+                  after.budget_after_last_query)
 
 
 __all__ = ["RUNNERS", "ROOT", "Delivered", "Result", "Runner", "Target", "measure"]

@@ -89,14 +89,21 @@ def count_by_day(
 ) -> list[tuple[pendulum.DateTime, int]]:
     """Rows per UTC day of `instant` (events: `timestamp`) matching `conditions`: one query that reads two
     columns and lets windows follow the data (and lets `verify` compare days)."""
+    return [(pendulum.parse(str(day), tz="UTC"), int(n))
+            for day, n in _count_rows(client, project, conditions, name, (), table, instant)]
+
+
+def _count_rows(client: PostHogClient, project: Project, conditions: Sequence[str], name: str,
+                keys: Sequence[str] = (), table: str = "events", instant: str = "timestamp") -> list[list[Any]]:
+    """Rows per UTC day of `instant` and per `keys` (each answered as k0, k1, ...), in key order."""
+    columns = "".join(f"{key} AS k{i}, " for i, key in enumerate(keys))
+    group = "".join(f", k{i}" for i in range(len(keys)))
     where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
-    query = (
-        f"SELECT toString(toDate(toTimeZone({instant}, 'UTC'))) AS day, count() AS n FROM {table}"
-        f"{where} GROUP BY day ORDER BY day LIMIT {settings.HOGQL_MAX_ROWS}"
-    )
+    query = (f"SELECT toString(toDate(toTimeZone({instant}, 'UTC'))) AS day, {columns}count() AS n FROM {table}"
+             f"{where} GROUP BY day{group} ORDER BY day{group} LIMIT {settings.HOGQL_MAX_ROWS}")
     response = client.post(query_path(project), query_body(query, name),
                            what=f"{table} counts of project {project.id}")
-    return [(pendulum.parse(str(day), tz="UTC"), int(n)) for day, n in response.get("results") or []]
+    return list(response.get("results") or [])
 
 
 def count_by_day_and_event(client: PostHogClient, project: Project,
@@ -118,16 +125,10 @@ def count_by_hash_bucket(client: PostHogClient, project: Project,
 
 def _grouped(client: PostHogClient, project: Project, conditions: Sequence[str], keys: Sequence[str],
              name: str) -> list[list[Any]]:
-    columns = ", ".join(f"{key} AS k{i}" for i, key in enumerate(keys))
-    group = ", ".join(f"k{i}" for i in range(len(keys)))
-    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
-    query = (f"SELECT toString(toDate(toTimeZone(timestamp, 'UTC'))) AS day, {columns}, count() AS n FROM events"
-             f"{where} GROUP BY day, {group} ORDER BY day, {group} LIMIT {settings.HOGQL_MAX_ROWS}")
-    rows = client.post(query_path(project), query_body(query, name),
-                       what=f"events counts of project {project.id}").get("results") or []
+    rows = _count_rows(client, project, conditions, name, keys)
     if len(rows) >= settings.HOGQL_MAX_ROWS:
         raise CountTooLargeError(f"{name} of project {project.id}: {len(rows):,} groups, more than one answer holds")
-    return list(rows)
+    return rows
 
 
 class CountTooLargeError(PostHogSourceError):
