@@ -149,6 +149,9 @@ def run(options: RunOptions) -> RunResult:
     resources = validate_resources(options.resources)
     pipeline = make_pipeline(options)
     with single_run(pipeline), _defaults_in_env(writer_settings()):
+        if options.destination == "duckdb":
+            with _duckdb_file_lock(options):
+                duckdb_files.create_file(duckdb_file(options.duckdb_path))
         origin, finished = prepare(pipeline, options)
         control = ControlRows()
         failures = TableFailures() if options.isolate_failures else None

@@ -52,13 +52,13 @@ WINDOW_TARGET_ROWS = 500_000
 # count and pages a little narrower than the probe.
 SLICE_PAGE_SHARE = 0.8
 WIDTH_PROBE_ROWS = 200
-# Event slices being read, converted or waiting for dlt's writer at once (events.py): enough to keep the
-# walks busy, few enough to keep memory flat.
-EVENT_PAGES_IN_FLIGHT = 2
-# Parallel HogQL walks (PostHog runs at most 3 queries of a team at once). As many as pages in flight: a
-# further walk only waits, holding the body of its current answer (a page, 64 MB). 2.4M 1.5 KB events:
-# extract peak 444-464 MiB with 2 walks, 489 with 3, 556-613 with 4, in the same time (extract 58-65 s with
-# 2, 62-86 s with 4).
+# Event slices being read, converted or waiting for dlt's writer at once (events.py), and as many walks: at most
+# DEFAULT_QUERY_CONCURRENCY of them wait on PostHog, the others decode, convert or hand a slice to dlt's
+# writer, so PostHog always has a query to answer. 1M 1.5 KB events against raw's 13.2-14.7 s (benchmarks/
+# profile.md, alternated): 2 walks 21.9-23.1 s, 383-411 MiB; 3: 20.2-21.2 s, 424-440 MiB; 4: 17.5-18.1 s,
+# 410-429 MiB; 5M: 85 s, 507 MiB. 20 KB events: no faster, 387 -> 505 MiB (each holds its answer's body).
+EVENT_PAGES_IN_FLIGHT = 4
+# Parallel HogQL walks: as many as slices in flight (a further walk would only wait, holding its answer).
 DEFAULT_WORKERS = EVENT_PAGES_IN_FLIGHT
 
 # PostHog's rate limits per personal API key (docs/posthog-api.md): (requests, seconds) pairs.

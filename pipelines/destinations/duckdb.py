@@ -37,7 +37,20 @@ DEFAULT_DUCKDB_FILE = "posthog_pipeline.duckdb"
 # half the size (LOADER_ROW_GROUP_BYTES). 1.44M 1.5 KB events: the first load 12.0 -> 7.8 s at 436 -> 453 MiB;
 # a merge into those 1.44M 25.2 -> 17.8 s at 616 -> 463 MiB (the smaller row groups); file +3 %. (With 122,880-
 # row groups and no byte sizing, one thread had been better: 9.6 -> 5.9 CPU s, 1,143 -> 745 MiB.)
-DUCKDB_LOADER_CONFIG = {"memory_limit": "128MB", "preserve_insertion_order": False, "threads": 2}
+# Files the loader (or dlt) creates are written in DuckDB's v1.2 storage format (STRING_STORAGE_VERSION, readable
+# by DuckDB 1.2 and later; the package needs 1.4), the first with ZSTD for strings; a file in an older format
+# keeps it (DuckDB never upgrades a file it opens) and its default compression (`string_compression`).
+DUCKDB_LOADER_CONFIG = {"memory_limit": "128MB", "preserve_insertion_order": False, "threads": 2,
+                        "storage_compatibility_version": "v1.2.0"}
+# DuckDB's default compression for strings (dictionary, FSST, else none) tries each method on every segment and
+# is most of a load's CPU; JSON properties, which are most of an event's bytes, compress little under FSST (its
+# symbols are 8 bytes) and often not at all (stored uncompressed). ZSTD, forced, needs no trial and compresses
+# what repeats across a whole segment (keys, URLs, user agents). Inserting 300k events, by the kind of
+# properties (benchmarks/profile.md): the fake's ~270 B JSON 1.40 -> 0.71 CPU s, file 62 -> 35 MB; random hex
+# padding (1.2 KB, the worst case) 3.21 -> 3.14 CPU s, 256 -> 190 MB; the bench's repeated padding 2.96 -> 1.14
+# CPU s, 349 -> 45 MB.
+STRING_COMPRESSION = "zstd"
+STRING_STORAGE_VERSION = (1, 2)
 # DuckDB fills a table's row groups of 122,880 rows in memory before it compresses and writes them: with
 # 1.5 KB events a row group is ~180 MB of strings, which is most of a load's memory whatever the pool's limit,
 # and with 20 KB events more than the limit itself. The size is an option of ATTACH, not of the file (a file
@@ -86,10 +99,27 @@ def loader_credentials(pipeline: dlt.Pipeline, path: str) -> Iterator[tuple[Any,
         rows = row_group_rows(shape.row_bytes)
         connection.execute(f"ATTACH '{quoted}' AS {_LOADER_CATALOG} (ROW_GROUP_SIZE {rows})")
         connection.execute(f"USE {_LOADER_CATALOG}")
+        compression = string_compression(connection, _LOADER_CATALOG)
+        if compression:
+            connection.execute(f"SET force_compression = '{compression}'")
+        else:
+            log.info("%s is in a DuckDB storage format older than v1.2: its strings are compressed the slower "
+                     "default way (a new file gets ZSTD: faster loads, a smaller file)", path)
         # dlt's workers use copies of the connection, which start in the in-memory catalog again
         yield connection, DuckDbCredentials(connection, local_config={"schema": f"{_LOADER_CATALOG}.main"})
     finally:
         connection.close()
+
+
+def string_compression(connection: Any, catalog: str) -> str | None:
+    """STRING_COMPRESSION when the attached file's storage format has it (v1.2 and later), else None (DuckDB's
+    default: forcing ZSTD on an older file leaves strings uncompressed)."""
+    row = connection.execute(
+        "SELECT tags['storage_version'] FROM duckdb_databases() WHERE database_name = ?", [catalog]).fetchone()
+    version = re.match(r"v(\d+)\.(\d+)", str(row[0] if row else "") or "")
+    if version and (int(version.group(1)), int(version.group(2))) >= STRING_STORAGE_VERSION:
+        return STRING_COMPRESSION
+    return None
 
 
 def row_group_rows(row_bytes: float | None) -> int:
@@ -325,6 +355,18 @@ def default_duckdb_file() -> str:
 def duckdb_file(path: str | None) -> str:
     """The absolute path of the file a run writes: `path` when given, else the default."""
     return os.path.abspath(path or default_duckdb_file())
+
+
+def create_file(path: str) -> None:
+    """Create the DuckDB file in the loader's storage format (DUCKDB_LOADER_CONFIG) when it does not exist yet:
+    dlt opens it with DuckDB's defaults (v1.0 storage, no ZSTD) and sets its config only once it is open. The
+    caller holds `file_lock`."""
+    import duckdb
+
+    if os.path.exists(path):
+        return
+    version = DUCKDB_LOADER_CONFIG["storage_compatibility_version"]
+    duckdb.connect(path, config={"storage_compatibility_version": version}).close()
 
 
 def destination(path: str) -> Any:
