@@ -5,7 +5,7 @@ event: rows of about 1.5 KB in HogQL's JSON). Scenarios (each on its own fake se
 - compare: ours, the plain reference extractor and the raw client alternated `--rounds` times; after each
   of ours, a no-op run (nothing new) and a `--full-refresh` run that merges every event into the table
   that already holds them.
-- scaling: ours and the raw client once at each of `--sizes` (default 1M and 5M events); a merge run of
+- scaling: ours, the raw client and the reference once at each of `--sizes` (default 1M and 5M events); a merge run of
   ours after the first size (the incremental-merge goal needs a table of >= 1M events).
 - wide: ours and the raw client on events of about 20 KB (`--fat-share` of 10-50 KB `$exception` /
   `$ai_generation` events).
@@ -112,7 +112,7 @@ class Bench:
         for i, size in enumerate(self.plan.sizes):
             with self.server(f"scaling_{size}", size) as server:
                 target = Target(server.url, server.key)
-                for runner in self.runners("raw_limit", "ours"):
+                for runner in self.runners("raw_limit", "ours", "reference"):
                     if self.run(runner, server, target, f"scale_{size}", 1) and runner.name.startswith("ours") \
                             and i == 0:
                         self.after_ours(server, target, f"scale_{size}", 1, runner.name)
