@@ -220,8 +220,7 @@ def plan_events(
         scan_lo = max(scan_lo, config.start_date)
     scan_hi = created_hi + skew
     plans: list[QueryPlan] = []
-    per_day = counts.by_day(project, range_condition("timestamp", scan_lo, scan_hi)
-                            + range_condition("created_at", created_lo, created_hi))
+    per_day = count_days(counts, project, scan_lo, scan_hi, range_condition("created_at", created_lo, created_hi))
     rows = sum(n for _, n in per_day)
     if per_day:
         buckets = split_windows(scan_lo, scan_hi, config.window.total_seconds())
@@ -232,10 +231,8 @@ def plan_events(
     sweep_due = marks.swept_at is None or now - marks.swept_at >= config.late_sweep
     if sweep_due:
         swept_from = (marks.swept_to or watermark) - config.ingestion_overlap
-        old = [f"timestamp < {hogql.utc_literal(scan_lo)}"]
-        if config.start_date is not None:
-            old.append(f"timestamp >= {hogql.utc_literal(config.start_date)}")
-        late = counts.by_day(project, old + range_condition("created_at", swept_from, created_hi))
+        late = count_days(counts, project, config.start_date, scan_lo,
+                          range_condition("created_at", swept_from, created_hi))
         late_rows = sum(n for _, n in late)
         for lo, hi in _contiguous_days(late, settings.WINDOW_TARGET_ROWS):
             plans.append(QueryPlan(project, hogql.EVENTS_BY_CREATED_AT, lo, min(hi, scan_lo), swept_from,
@@ -260,7 +257,7 @@ def _plan_range(
     scan_hi = config.end_date or created_hi + skew
     created = (None, None) if stateless else (None, created_hi)
     created_conditions = range_condition("created_at", *created)
-    per_day = counts.by_day(project, range_condition("timestamp", config.start_date, scan_hi) + created_conditions)
+    per_day = count_days(counts, project, config.start_date, scan_hi, created_conditions)
     marks = None if stateless else Position(created_hi, created_hi, now)
     rows = sum(n for _, n in per_day)
     scan_lo = config.start_date or (per_day[0][0] if per_day else None)
@@ -279,6 +276,41 @@ def _plan_range(
                f"{scan_hi.to_date_string()} in {len(plans)} slice{'' if len(plans) == 1 else 's'} of up to "
                f"{target:,} events")
     return ProjectPlan(plans, marks, rows, summary)
+
+
+# A per-day count PostHog gives up on is asked again in two ranges; an open start is cut this far before the end.
+OPEN_START_SPLIT = timedelta(days=365)
+
+
+def count_days(counts: EventCounts, project: Project, lo: pendulum.DateTime | None, hi: pendulum.DateTime,
+               conditions: Sequence[str]) -> list[tuple[pendulum.DateTime, int]]:
+    """Events per UTC day with a timestamp in [lo, hi) (lo None: from the first) and `conditions`. The count
+    reads two narrow columns of every row in range, which over years of a large project can outrun PostHog's
+    execution time (504/512, QueryTooLargeError): the range is then halved at a UTC day, an open start cut
+    OPEN_START_SPLIT before the end, and each part counted (again halved if need be), so the days add up to
+    the same answer. A single day PostHog still refuses ends the count (a one-line error)."""
+    try:
+        return counts.by_day(project, range_condition("timestamp", lo, hi) + list(conditions))
+    except QueryTooLargeError as exc:
+        mid = _split_day(lo, hi)
+        if mid is None:
+            raise PostHogSourceError(f"PostHog gave up counting the events of project {project.id} on "
+                                     f"{(lo or hi).to_date_string()} ({exc}); try again later") from exc
+        logger.info("PostHog gave up counting the events of project %s from %s to %s; counting in two parts",
+                    project.id, lo.isoformat() if lo else "the first", hi.isoformat())
+        return (count_days(counts, project, lo, mid, conditions)
+                + count_days(counts, project, mid, hi, conditions))
+
+
+def _split_day(lo: pendulum.DateTime | None, hi: pendulum.DateTime) -> pendulum.DateTime | None:
+    """A UTC midnight strictly inside (lo, hi) near its middle (OPEN_START_SPLIT before hi for an open start);
+    None when the range is within one day."""
+    if lo is None:
+        return (hi - OPEN_START_SPLIT).start_of("day")
+    mid = (lo + (hi - lo) / 2).start_of("day")
+    if mid <= lo:
+        mid = lo.start_of("day").add(days=1)
+    return mid if lo < mid < hi else None
 
 
 def _width_sample_day(per_day: Sequence[tuple[pendulum.DateTime, int]]) -> pendulum.DateTime:
