@@ -300,7 +300,9 @@ def test_the_shapes_cover_every_query_family(recorded):
         "events slice of a range of event names": lambda s: s.startswith(events_page) and "AND event < ?" in s,
         "events slice of a distinct_id hash range": lambda s: s.startswith(events_page)
         and "AND event = ? AND cityHash64(distinct_id) >= ?" in s,
-        "late events per day (sweep)": lambda s: "count() AS n FROM events WHERE timestamp < toDateTime64(" in s,
+        # the sweep's count has the incremental count's shape: a timestamp range and a created_at range
+        "late events per day (sweep)": lambda s: "count() AS n FROM events WHERE timestamp >= toDateTime64(?, ?, ?) "
+        "AND timestamp < toDateTime64(?, ?, ?) AND created_at >= toDateTime64(" in s,
         "sessions per day": lambda s: "count() AS n FROM sessions" in s and "GROUP BY day" in s,
         "events keyset page on created_at": lambda s: s.startswith(events_page)
         and "(created_at > toDateTime64(?, ?, ?) OR (created_at = " in s
