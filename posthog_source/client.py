@@ -461,17 +461,20 @@ class PostHogClient:
         headers: Mapping[str, str] | None,
     ) -> requests.Response | requests.RequestException | LocationParseError:
         """One HTTP exchange, body included (the limiter's slot is held until the body has arrived). A HogQL
-        query also waits, inside its slot, for its team's read budget (`ReadBudgetPacer`)."""
+        query also waits, inside its slot, for its team's read budget (`ReadBudgetPacer`), and its answer's
+        figures reach the pacer before its place among the queries in flight is given up: in between, its
+        debit would be neither in flight nor in the balance, and another query could spend it again (with
+        four walks that overdrew the bench's bucket twice, 2 x 429)."""
         team = _query_team(url) if klass == "query" and self.pacer is not None else None
         try:
             with self.limiter.slot(klass) if self.limiter is not None else nullcontext(), self._paced(team):
                 response = self._exchange(method, url, params, data, headers)
+                if klass == "query":
+                    self._note_read(team, response.headers)
         except (requests.RequestException, LocationParseError) as exc:
             return exc
         self._reached = True
         self._count(klass=klass)
-        if klass == "query":
-            self._note_read(team, response.headers)
         return response
 
     def _paced(self, team: str | None) -> contextlib.AbstractContextManager[None]:

