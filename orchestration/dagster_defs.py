@@ -24,6 +24,7 @@ from typing import Any
 
 import dagster as dg
 import dlt
+import pendulum
 from dagster import AssetExecutionContext
 from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
 from dagster_dlt.translator import DltResourceTranslatorData
@@ -99,8 +100,9 @@ def build_definitions(
     def posthog_events(context: AssetExecutionContext, dlt: DagsterDltResource) -> Iterator[Any]:
         """The events whose `timestamp` falls in the partitions' UTC days: a stateless window."""
         window = context.partition_time_window
-        start, end = window.start.isoformat(), window.end.isoformat()
-        context.log.info(f"reading events with timestamp in [{start}, {end})")
+        # instants, as the source takes them (Dagster's partition bounds are aware datetimes in UTC)
+        start, end = pendulum.instance(window.start), pendulum.instance(window.end)
+        context.log.info(f"reading events with timestamp in [{start.isoformat()}, {end.isoformat()})")
         window_source = posthog_source(**{**args, "start_date": start, "end_date": end}).with_resources("events")
         # A pipeline per window: windows run at once without sharing a working folder.
         name = f"{pipeline_name}_events_{window.start:%Y%m%d}_{window.end:%Y%m%d}"
