@@ -463,8 +463,8 @@ class PostHogClient:
         """One HTTP exchange, body included (the limiter's slot is held until the body has arrived). A HogQL
         query also waits, inside its slot, for its team's read budget (`ReadBudgetPacer`), and its answer's
         figures reach the pacer before its place among the queries in flight is given up: in between, its
-        debit would be neither in flight nor in the balance, and another query could spend it again (with
-        four walks that overdrew the bench's bucket twice, 2 x 429)."""
+        debit would be neither in flight nor in the balance, and another query could spend it again (one of
+        the ways four walks overdrew the bench's bucket; ratelimit.py has the others)."""
         team = _query_team(url) if klass == "query" and self.pacer is not None else None
         try:
             with self.limiter.slot(klass) if self.limiter is not None else nullcontext(), self._paced(team):

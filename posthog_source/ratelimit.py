@@ -158,7 +158,7 @@ _RATE_STEP = 2.0
 
 
 class _TeamBudget:
-    """What the pacer knows of one team's bucket: the newest balance, the learnt refill, the recent reads."""
+    """What the pacer knows of one team's bucket: the last balances, the learnt refill, the recent reads."""
 
     def __init__(self) -> None:
         # (balance, when) of the last few answers: with queries in flight at once an answer can arrive after one

@@ -37,9 +37,9 @@ DEFAULT_DUCKDB_FILE = "posthog_pipeline.duckdb"
 # half the size (LOADER_ROW_GROUP_BYTES). 1.44M 1.5 KB events: the first load 12.0 -> 7.8 s at 436 -> 453 MiB;
 # a merge into those 1.44M 25.2 -> 17.8 s at 616 -> 463 MiB (the smaller row groups); file +3 %. (With 122,880-
 # row groups and no byte sizing, one thread had been better: 9.6 -> 5.9 CPU s, 1,143 -> 745 MiB.)
-# Files the loader (or dlt) creates are written in DuckDB's v1.2 storage format (STRING_STORAGE_VERSION, readable
-# by DuckDB 1.2 and later; the package needs 1.4), the first with ZSTD for strings; a file in an older format
-# keeps it (DuckDB never upgrades a file it opens) and its default compression (`string_compression`).
+# A file a run creates is written in DuckDB's v1.2 storage format (`create_file`; readable by DuckDB 1.2 and
+# later, the package needs 1.4), the first format with ZSTD for strings (STRING_COMPRESSION); a file in an older
+# format keeps it (DuckDB never upgrades a file it opens) and its default compression (`string_compression`).
 DUCKDB_LOADER_CONFIG = {"memory_limit": "128MB", "preserve_insertion_order": False, "threads": 2,
                         "storage_compatibility_version": "v1.2.0"}
 # DuckDB's default compression for strings (dictionary, FSST, else none) tries each method on every segment and
@@ -116,7 +116,7 @@ def string_compression(connection: Any, catalog: str) -> str | None:
     default: forcing ZSTD on an older file leaves strings uncompressed)."""
     row = connection.execute(
         "SELECT tags['storage_version'] FROM duckdb_databases() WHERE database_name = ?", [catalog]).fetchone()
-    version = re.match(r"v(\d+)\.(\d+)", str(row[0] if row else "") or "")
+    version = re.match(r"v(\d+)\.(\d+)", str(row[0]) if row and row[0] else "")
     if version and (int(version.group(1)), int(version.group(2))) >= STRING_STORAGE_VERSION:
         return STRING_COMPRESSION
     return None

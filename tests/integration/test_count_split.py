@@ -6,17 +6,8 @@ from __future__ import annotations
 
 import logging
 
-from posthog_source import build_client
-from posthog_source.client import PostHogClient
-from posthog_source.config import SourceSettings
-from tests.helpers import run_pipeline
+from tests.helpers import fast_retries, run_pipeline
 from tests.integration.test_events import assert_events_exact
-
-
-def fast_retries(config: SourceSettings) -> PostHogClient:
-    client = build_client(config)
-    client.backoff_base = 0.001  # the one retry of a too-large query need not wait a second
-    return client
 
 
 def test_a_count_too_big_for_posthog_is_counted_in_parts(make_fake_server, tmp_path, caplog):

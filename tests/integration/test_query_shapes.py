@@ -34,12 +34,10 @@ from pipelines.backfill import backfill
 from pipelines.cli import main as cli_main
 from pipelines.runner import RunOptions, RunResult
 from pipelines.verify import VerifyOptions, verify_and_repair
-from posthog_source import SourceSettings, build_client
 from posthog_source.catalogue import HOGQL_TABLES
-from posthog_source.client import PostHogClient
 from posthog_source.config import load_settings
 from tests.conftest import FAKE_NOW
-from tests.helpers import run_pipeline
+from tests.helpers import fast_retries, run_pipeline
 
 PAGE_SIZE = 250  # small pages: every table is read in more than one keyset page
 HOGQL = list(HOGQL_TABLES)
@@ -239,11 +237,6 @@ def drive_a_split_window(server: FakePostHog, workdir: Path, monkeypatch: pytest
         judge(text)
 
     monkeypatch.setattr(server, "judge", limit_pages_only)
-
-    def fast_retries(config: SourceSettings) -> PostHogClient:
-        client = build_client(config)
-        client.backoff_base = 0.001  # the one retry of a too-large query need not wait a second
-        return client
 
     result = run_ok(server, workdir, "split window", resources=["events"], start_date=lo, end_date=hi, workers=1,
                     client_factory=fast_retries)
