@@ -278,24 +278,27 @@ def _plan_range(
     return ProjectPlan(plans, marks, rows, summary)
 
 
-# A per-day count PostHog gives up on is asked again in two ranges; an open start is cut this far before the end.
-OPEN_START_SPLIT = timedelta(days=365)
+# Where an open start is taken to begin when a count over it is halved (the earlier half stays open, so
+# timestamps before it are still counted): halving towards it, a PostHog that refuses every count is given up
+# on after ~15 refusals rather than one per year back.
+OPEN_START = pendulum.datetime(1970, 1, 1, tz="UTC")
 
 
 def count_days(counts: EventCounts, project: Project, lo: pendulum.DateTime | None, hi: pendulum.DateTime,
                conditions: Sequence[str]) -> list[tuple[pendulum.DateTime, int]]:
     """Events per UTC day with a timestamp in [lo, hi) (lo None: from the first) and `conditions`. The count
     reads two narrow columns of every row in range, which over years of a large project can outrun PostHog's
-    execution time (504/512, QueryTooLargeError): the range is then halved at a UTC day, an open start cut
-    OPEN_START_SPLIT before the end, and each part counted (again halved if need be), so the days add up to
-    the same answer. A single day PostHog still refuses ends the count (a one-line error)."""
+    execution time (504/512, QueryTooLargeError): the range is then halved at a UTC day (an open start as if
+    it began at OPEN_START) and each part counted, again halved if need be, so the days add up to the same
+    answer. A single day PostHog still refuses ends the count (a one-line error)."""
     try:
         return counts.by_day(project, range_condition("timestamp", lo, hi) + list(conditions))
     except QueryTooLargeError as exc:
         mid = _split_day(lo, hi)
         if mid is None:
-            raise PostHogSourceError(f"PostHog gave up counting the events of project {project.id} on "
-                                     f"{(lo or hi).to_date_string()} ({exc}); try again later") from exc
+            when = f"on {lo.to_date_string()}" if lo else f"before {hi.to_date_string()}"
+            raise PostHogSourceError(f"PostHog gave up counting the events of project {project.id} {when} "
+                                     f"({exc}); try again later") from exc
         logger.info("PostHog gave up counting the events of project %s from %s to %s; counting in two parts",
                     project.id, lo.isoformat() if lo else "the first", hi.isoformat())
         return (count_days(counts, project, lo, mid, conditions)
@@ -303,14 +306,13 @@ def count_days(counts: EventCounts, project: Project, lo: pendulum.DateTime | No
 
 
 def _split_day(lo: pendulum.DateTime | None, hi: pendulum.DateTime) -> pendulum.DateTime | None:
-    """A UTC midnight strictly inside (lo, hi) near its middle (OPEN_START_SPLIT before hi for an open start);
-    None when the range is within one day."""
-    if lo is None:
-        return (hi - OPEN_START_SPLIT).start_of("day")
-    mid = (lo + (hi - lo) / 2).start_of("day")
-    if mid <= lo:
-        mid = lo.start_of("day").add(days=1)
-    return mid if lo < mid < hi else None
+    """A UTC midnight strictly inside (lo, hi) near its middle, an open start taken as OPEN_START; None when
+    the range is within one day."""
+    start = OPEN_START if lo is None else lo
+    mid = (start + (hi - start) / 2).start_of("day")
+    if mid <= start:
+        mid = start.start_of("day").add(days=1)
+    return mid if start < mid < hi else None
 
 
 def _width_sample_day(per_day: Sequence[tuple[pendulum.DateTime, int]]) -> pendulum.DateTime:

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from posthog_source.errors import PostHogSourceError, QueryTooLargeError
-from posthog_source.events import _split_day, count_days
+from posthog_source.events import OPEN_START, _split_day, count_days
 from posthog_source.projects import Project
 
 PROJECT = Project(1, "web", "UTC", None)
@@ -62,12 +62,20 @@ def test_a_single_day_refused_is_one_line_for_the_user():
 
 
 @given(st.datetimes(min_value=pendulum.datetime(2020, 1, 1).naive(), max_value=pendulum.datetime(2030, 1, 1).naive()),
-       st.integers(min_value=1, max_value=10_000_000))
-def test_a_split_is_a_utc_midnight_strictly_inside_the_range(start, seconds):
+       st.integers(min_value=1, max_value=10_000_000), st.booleans())
+def test_a_split_is_a_utc_midnight_strictly_inside_the_range(start, seconds, open_start):
     lo = pendulum.instance(start, tz="UTC")
     hi = lo.add(seconds=seconds)
-    mid = _split_day(lo, hi)
+    mid = _split_day(None if open_start else lo, hi)
+    first = OPEN_START if open_start else lo
     if mid is None:
-        assert hi <= lo.start_of("day").add(days=1)
+        assert hi <= first.start_of("day").add(days=1)
     else:
-        assert lo < mid < hi and mid == mid.start_of("day")
+        assert first < mid < hi and mid == mid.start_of("day")
+
+
+def test_a_posthog_that_refuses_every_count_is_given_up_on_after_few_queries():
+    counts = GivingUpCounts({END.start_of("day"): 5}, most_days=-1)
+    with pytest.raises(PostHogSourceError, match="gave up counting"):
+        count_days(counts, PROJECT, None, END, [])
+    assert counts.asked <= 20
