@@ -228,8 +228,7 @@ class ReadBudgetPacer:
             gained = balance - start + budget.debited
             # a bucket that stayed below full all along refilled visibly (a full one hides its refill)
             if balance + budget.debited < 0.95 * budget.highest and gained > 0:
-                current = budget.rate or self._assumed_rate
-                sample = min(max(gained / (now - since), self._assumed_rate / 10), _RATE_STEP * current)
+                sample = min(max(gained / (now - since), self._assumed_rate / 10), _RATE_STEP * self._rate(budget))
                 budget.rate = sample if budget.rate is None else 0.7 * budget.rate + 0.3 * sample
             budget.base, budget.debited = (balance, now), 0.0
 
@@ -238,13 +237,17 @@ class ReadBudgetPacer:
         with self._lock:
             return self._delay(self._teams.get(team))
 
+    def _rate(self, budget: _TeamBudget) -> float:
+        """The refill rate to pace by: the team's learnt one, else the assumed one."""
+        return budget.rate or self._assumed_rate
+
     def _delay(self, budget: _TeamBudget | None) -> float:
         if budget is None or not budget.seen or not budget.recent:
             return 0.0
         # PostHog admits a query while the balance is positive (the one that crosses zero still runs): what
         # must stay positive is the balance after the queries in flight, with one more as margin
         needed = float(max(budget.recent)) * (budget.in_flight + _MARGIN_QUERIES)
-        rate = budget.rate or self._assumed_rate
+        rate = self._rate(budget)
         now = self._clock()
         # each answer's balance, refilled since: none of them can be below the balance now but for debits after
         # it, so the lowest is the one that has seen the most of them
